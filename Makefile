@@ -1,0 +1,23 @@
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+OUT ?= runs/demo
+
+.PHONY: setup demo test clean
+
+$(VENV)/.installed: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(PY) -m jaxaudio demo --out $(OUT)
+
+test: setup
+	$(PY) -m pytest -q -n 2
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

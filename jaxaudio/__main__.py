@@ -1,0 +1,3 @@
+from jaxaudio.cli import main
+
+raise SystemExit(main())

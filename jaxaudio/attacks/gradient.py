@@ -1,0 +1,360 @@
+"""Gradient attacks: FGSM, PGD, Carlini & Wagner and multi-scale C&W (REFERENCE.md §1).
+
+Every attack is a :class:`~jaxaudio.attacks.core.AttackSpec` (objective + optax optimiser +
+projection + start) run by the shared per-example loop in :mod:`jaxaudio.attacks.core`; the
+functions here only choose the pieces, validate inputs and call the cached compiled core.
+
+``logits_fn(x) -> (batch, num_outputs)`` is any differentiable function, typically a Flax model
+applied in eval mode and closed over its variables::
+
+    logits_fn = jax.jit(lambda w: model.apply(variables, w, train=False))
+    result = pgd(logits_fn, waves, labels, key=jax.random.key(0))
+
+Pass the *same* ``logits_fn`` object to repeated calls: compiled attacks are cached per
+``(logits_fn, static options)``. Numeric hyperparameters (``eps``, ``learning_rate``, ``alpha``,
+``snr_db``, ``max_iterations``) are traced, so changing them does not recompile.
+
+Domains. ``domain="waveform"`` (default): ``x`` is ``(batch, samples)`` in [-1, 1], the SNR leaves
+out the first/last 2048 samples, clips need ``min_samples`` samples. ``domain="spectrogram"``:
+``x`` is any ``(batch, ...)`` input — e.g. the front-end's output, attacked with
+``logits_fn = lambda spec: model_on_features(spec)`` — unbounded unless ``clip_min``/``clip_max``
+are given, SNR over all elements.
+
+Decisions. ``decision="softmax"`` (argmax over classes) or ``decision="sigmoid"``: output
+``output_index`` is on when ``sigmoid(logit) > threshold``; ``labels`` are then 0/1 and the
+attack flips them (binary cross-entropy towards ``1 - label``).
+
+Success, untargeted: ``argmax != label``. To attack "the prediction changes" rather than
+"misclassified", pass the model's clean predictions as ``labels``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxaudio.attacks import core, losses
+from jaxaudio.attacks.core import AttackConfig, AttackResult, AttackSpec, Hyperparameters
+
+__all__ = [
+    "fgsm",
+    "fgsm_sweep",
+    "pgd",
+    "carlini_wagner",
+    "multiscale_carlini_wagner",
+    "make_attack",
+    "SPEC_BUILDERS",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# The pieces of each attack
+# --------------------------------------------------------------------------------------------
+
+
+def _decision(config: AttackConfig) -> core.Decision:
+    return core.make_decision(decision=config.decision, targeted=config.targeted,
+                              threshold=config.threshold, output_index=config.output_index)
+
+
+def _fgsm_spec(config: AttackConfig, hyper: Hyperparameters) -> AttackSpec:
+    """One step of size eps along the sign of the loss gradient (max_iterations = 1)."""
+    decision = _decision(config)
+    return AttackSpec(
+        objective=lambda x, x_adv, logits, goal: decision.loss(logits, goal),
+        optimizer=optax.chain(core.sign_gradient(), optax.scale(-hyper.learning_rate)),
+        project=core.linf_projection(hyper.eps),
+        init_delta=core.zero_start(),
+        decision=decision,
+    )
+
+
+def _pgd_spec(config: AttackConfig, hyper: Hyperparameters) -> AttackSpec:
+    """Signed-gradient Adam on the classification loss, L∞ ball or SNR-sized L2 ball."""
+    decision = _decision(config)
+    if config.norm == "snr_l2":
+        project = core.snr_l2_projection(hyper.snr_db, margin=config.snr_margin)
+    else:
+        project = core.linf_projection(hyper.eps)
+    return AttackSpec(
+        objective=lambda x, x_adv, logits, goal: decision.loss(logits, goal),
+        optimizer=core.signed_adam(hyper.learning_rate),
+        project=project,
+        init_delta=core.uniform_start(hyper.eps) if config.random_start else core.zero_start(),
+        decision=decision,
+    )
+
+
+def _cw_spec(config: AttackConfig, hyper: Hyperparameters) -> AttackSpec:
+    """distance(x, x_adv) + alpha · classification loss; delta clipped to ±clip_eps."""
+    decision = _decision(config)
+    if config.method == "multiscale_cw":
+        def distance(x, x_adv):
+            return losses.multiscale_spectral_distance(x, x_adv, fft_sizes=config.fft_sizes)
+    else:
+        distance = losses.squared_l2_distance
+
+    def objective(x, x_adv, logits, goal):
+        return distance(x, x_adv) + hyper.alpha * decision.loss(logits, goal)
+
+    return AttackSpec(
+        objective=objective,
+        optimizer=core.signed_adam(hyper.learning_rate),
+        project=core.linf_projection(hyper.eps),
+        init_delta=core.zero_start(),
+        decision=decision,
+    )
+
+
+#: method name -> spec builder ``(AttackConfig, Hyperparameters) -> AttackSpec``.
+SPEC_BUILDERS = {
+    "fgsm": _fgsm_spec,
+    "pgd": _pgd_spec,
+    "cw": _cw_spec,
+    "multiscale_cw": _cw_spec,
+}
+
+
+def make_attack(method: str, logits_fn, **config):
+    """The cached, jitted batched core of ``method`` without input validation.
+
+    Returns ``fn(x, labels, targets, keys, hyper) -> AttackResult`` (see
+    :func:`jaxaudio.attacks.core.compile_attack`); ``config`` are the :class:`AttackConfig`
+    fields. For benchmarks and inner loops that already hold validated device arrays; everyone
+    else should call :func:`fgsm`, :func:`pgd`, :func:`carlini_wagner` or
+    :func:`multiscale_carlini_wagner`.
+    """
+    if method not in SPEC_BUILDERS:
+        raise ValueError(f"method must be one of {sorted(SPEC_BUILDERS)}, got {method!r}")
+    return core.compile_attack(logits_fn, AttackConfig(method=method, **config),
+                               SPEC_BUILDERS[method])
+
+
+# --------------------------------------------------------------------------------------------
+# Shared wrapper
+# --------------------------------------------------------------------------------------------
+
+
+def _run(method, logits_fn, x, labels, *, hyper_kwargs, target, key, need_key, decision,
+         threshold, output_index, domain, clip_min, clip_max, quantize_16bit, min_samples,
+         early_stop, norm="linf", random_start=False, fft_sizes=losses.DEFAULT_FFT_SIZES,
+         sweep=False):
+    if quantize_16bit and domain != "waveform":
+        raise ValueError("quantize_16bit applies to waveforms (domain='waveform') only")
+    prepared = core.prepare_inputs(
+        logits_fn, x, labels, target=target, key=key, decision=decision,
+        output_index=output_index, domain=domain, min_samples=min_samples, clip_min=clip_min,
+        clip_max=clip_max, threshold=threshold, need_key=need_key,
+    )
+    config = AttackConfig(
+        method=method, targeted=prepared.targeted, decision=decision,
+        threshold=float(threshold), output_index=int(output_index), norm=norm,
+        random_start=bool(random_start), early_stop=bool(early_stop),
+        clip_min=prepared.clip_min, clip_max=prepared.clip_max,
+        quantize_16bit=bool(quantize_16bit), snr_margin=prepared.snr_margin,
+        fft_sizes=tuple(int(n) for n in fft_sizes),
+    )
+    fn = core.compile_attack(logits_fn, config, SPEC_BUILDERS[method], sweep)
+    hyper = Hyperparameters.create(**hyper_kwargs)
+    return fn(prepared.x, prepared.labels, prepared.targets, prepared.keys, hyper)
+
+
+# --------------------------------------------------------------------------------------------
+# Public attacks
+# --------------------------------------------------------------------------------------------
+
+
+def fgsm(logits_fn, x, labels, *, eps: float = 0.1, target=None, key=None,
+         early_stop: bool = True, decision: str = "softmax", threshold: float = 0.5,
+         output_index: int = 0, domain: str = "waveform", clip_min: Optional[float] = None,
+         clip_max: Optional[float] = None, quantize_16bit: bool = False,
+         min_samples: Optional[int] = None) -> AttackResult:
+    """Fast gradient sign method: ``x_adv = clip(x + eps · sign(∇ loss), clip_min, clip_max)``.
+
+    Untargeted: ascend the cross-entropy of ``labels``; targeted: descend that of ``target``.
+
+    Args:
+      logits_fn: ``(batch, ...) -> (batch, num_outputs)``, differentiable.
+      x: ``(batch, samples)`` waveforms in [-1, 1] (or any ``(batch, ...)`` with
+        ``domain="spectrogram"``).
+      labels: int ``(batch,)`` true classes (0/1 for ``decision="sigmoid"``).
+      eps: step size > 0 (REFERENCE.md §1: 0.1).
+      target: ``None``, an int class, ``"random"`` (needs ``key``) or an int array ``(batch,)``.
+      key: PRNG key (only for ``target="random"``); one key or ``(batch,)`` keys.
+      early_stop: leave examples that are already adversarial unchanged (``iterations == 0``).
+      decision, threshold, output_index: see module docstring.
+      domain: ``"waveform"`` or ``"spectrogram"``.
+      clip_min, clip_max: value bounds; ``None`` = domain default ([-1, 1] for waveforms,
+        unbounded otherwise); ``±inf`` unbounds.
+      quantize_16bit: return an adversarial on the 16-bit PCM grid.
+      min_samples: shortest accepted waveform (default 2048).
+
+    Returns:
+      :class:`~jaxaudio.attacks.core.AttackResult`.
+    """
+    eps = core.check_positive("eps", eps)
+    return _run("fgsm", logits_fn, x, labels,
+                hyper_kwargs=dict(learning_rate=eps, eps=eps, max_iterations=1),
+                target=target, key=key, need_key=False, decision=decision, threshold=threshold,
+                output_index=output_index, domain=domain, clip_min=clip_min, clip_max=clip_max,
+                quantize_16bit=quantize_16bit, min_samples=min_samples, early_stop=early_stop)
+
+
+def fgsm_sweep(logits_fn, x, labels, *, epsilons, target=None, key=None,
+               early_stop: bool = True, decision: str = "softmax", threshold: float = 0.5,
+               output_index: int = 0, domain: str = "waveform",
+               clip_min: Optional[float] = None, clip_max: Optional[float] = None,
+               quantize_16bit: bool = False,
+               min_samples: Optional[int] = None) -> core.SweepResult:
+    """FGSM for every step size in ``epsilons`` in one compiled call (vmapped over eps).
+
+    Args:
+      epsilons: ``(num_eps,)`` step sizes, all > 0.
+      (others as :func:`fgsm`)
+
+    Returns:
+      :class:`~jaxaudio.attacks.core.SweepResult` with ``success``/``snr_db``/
+      ``adversarial_prediction`` of shape ``(num_eps, batch)``. Adversarials are not returned
+      (``num_eps × batch × samples`` would be large); rerun :func:`fgsm` for a chosen eps.
+    """
+    eps = np.asarray(epsilons, dtype=np.float64)
+    if eps.ndim != 1 or eps.size == 0:
+        raise ValueError(f"epsilons must be a non-empty 1-D array, got shape {eps.shape}")
+    for e in eps:
+        core.check_positive("every entry of epsilons", e)
+    eps = jnp.asarray(eps, jnp.float32)
+    return _run("fgsm", logits_fn, x, labels,
+                hyper_kwargs=dict(learning_rate=eps, eps=eps, max_iterations=1),
+                target=target, key=key, need_key=False, decision=decision, threshold=threshold,
+                output_index=output_index, domain=domain, clip_min=clip_min, clip_max=clip_max,
+                quantize_16bit=quantize_16bit, min_samples=min_samples, early_stop=early_stop,
+                sweep=True)
+
+
+def pgd(logits_fn, x, labels, *, key, eps: float = 5e-4, learning_rate: float = 1e-5,
+        max_iterations: int = 500, snr_db: Optional[float] = None, random_start: bool = True,
+        target=None, early_stop: bool = True, decision: str = "softmax",
+        threshold: float = 0.5, output_index: int = 0, domain: str = "waveform",
+        clip_min: Optional[float] = None, clip_max: Optional[float] = None,
+        quantize_16bit: bool = False, min_samples: Optional[int] = None) -> AttackResult:
+    """Projected gradient descent with signed-gradient Adam (the paper's "PGDn").
+
+    Uniform random start in ``[-eps, eps]``; each step ascends the cross-entropy of the true
+    class (targeted: descends that of ``target``) with Adam on the sign of the gradient, then
+    projects ``delta`` onto the L∞ ball of radius ``eps``; ``x_adv = clip(x + delta, -1, 1)``.
+    Each example stops as soon as it is adversarial (``early_stop``).
+
+    Args:
+      key: PRNG key for the random start (and ``target="random"``): one key, split per example,
+        or a batch of keys (example ``i`` alone with ``key[i]`` reproduces the batch result).
+      eps: L∞ radius > 0 (default 5e-4); also the random-start radius.
+      learning_rate: Adam step > 0 (default 1e-5).
+      max_iterations: most steps, >= 1 (default 500).
+      snr_db: instead of the L∞ ball, an L2 ball of radius ``||x|| · 10^(-snr_db/20)`` per example
+        (``||x||`` over the SNR region), so the result's ``snr_db >= snr_db`` ("at least 40 dB").
+        With ``quantize_16bit`` this holds exactly when ``x`` is on the 16-bit grid.
+      random_start: set False to start from ``delta = 0``.
+      (others as :func:`fgsm`)
+
+    With ``early_stop=False`` all ``max_iterations`` steps run; ``iterations`` is still the first
+    success, and the returned adversarial is the successful iterate with the highest SNR (else
+    the last iterate).
+    """
+    eps = core.check_positive("eps", eps)
+    learning_rate = core.check_positive("learning_rate", learning_rate)
+    max_iterations = core.check_max_iterations(max_iterations)
+    if snr_db is not None:
+        try:
+            ok = np.isfinite(float(snr_db))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"snr_db must be a finite number of dB or None, got {snr_db!r}")
+    return _run("pgd", logits_fn, x, labels,
+                hyper_kwargs=dict(learning_rate=learning_rate, eps=eps,
+                                  snr_db=0.0 if snr_db is None else float(snr_db),
+                                  max_iterations=max_iterations),
+                target=target, key=key, need_key=bool(random_start), decision=decision,
+                threshold=threshold, output_index=output_index, domain=domain,
+                clip_min=clip_min, clip_max=clip_max, quantize_16bit=quantize_16bit,
+                min_samples=min_samples, early_stop=early_stop,
+                norm="linf" if snr_db is None else "snr_l2", random_start=random_start)
+
+
+def carlini_wagner(logits_fn, x, labels, *, target="random", key=None, clip_eps: float = 0.01,
+                   alpha: float = 0.01, learning_rate: float = 1e-5, max_iterations: int = 500,
+                   early_stop: bool = True, decision: str = "softmax", threshold: float = 0.5,
+                   output_index: int = 0, domain: str = "waveform",
+                   clip_min: Optional[float] = None, clip_max: Optional[float] = None,
+                   quantize_16bit: bool = False,
+                   min_samples: Optional[int] = None) -> AttackResult:
+    """Carlini & Wagner-style attack with signed-gradient Adam (REFERENCE.md §1).
+
+    Minimises ``||delta||² + alpha · CE(logits, target)`` (targeted, the default) or
+    ``||delta||² - alpha · CE(logits, label)`` (``target=None``) from ``delta = 0``; after every
+    step ``delta`` is clipped to ``±clip_eps``. Stops per example when ``argmax == target``
+    (untargeted: ``!= label``). ``||delta||²`` is measured on the effective perturbation
+    ``x_adv - x``.
+
+    Args:
+      target: ``"random"`` (default; a random other class per example, needs ``key``), an int
+        class, an int array ``(batch,)`` or ``None`` (untargeted). Sigmoid decisions flip.
+      clip_eps: L∞ clip of ``delta`` > 0 (default 0.01).
+      alpha: weight of the classification term > 0 (default 0.01).
+      learning_rate: Adam step > 0 (default 1e-5).
+      max_iterations: most steps >= 1 (default 500).
+      (others as :func:`fgsm`; ``early_stop=False`` as in :func:`pgd`)
+    """
+    return _cw("cw", logits_fn, x, labels, target=target, key=key, clip_eps=clip_eps,
+               alpha=alpha, learning_rate=learning_rate, max_iterations=max_iterations,
+               early_stop=early_stop, decision=decision, threshold=threshold,
+               output_index=output_index, domain=domain, clip_min=clip_min, clip_max=clip_max,
+               quantize_16bit=quantize_16bit, min_samples=min_samples)
+
+
+def multiscale_carlini_wagner(logits_fn, x, labels, *, target="random", key=None,
+                              clip_eps: float = 0.01, alpha: float = 10.0,
+                              learning_rate: float = 1e-5, max_iterations: int = 500,
+                              fft_sizes: Sequence[int] = losses.DEFAULT_FFT_SIZES,
+                              early_stop: bool = True, decision: str = "softmax",
+                              threshold: float = 0.5, output_index: int = 0,
+                              clip_min: Optional[float] = None,
+                              clip_max: Optional[float] = None, quantize_16bit: bool = False,
+                              min_samples: Optional[int] = None) -> AttackResult:
+    """C&W with the multi-resolution spectral loss as distance (waveforms only).
+
+    Distance: :func:`jaxaudio.attacks.losses.multiscale_spectral_distance` between ``x`` and
+    ``x_adv`` (FFT sizes 2048…64, hop n/4, Hann, magnitude; linear + log differences). Default
+    ``alpha`` 10. Clips need at least ``max(fft_sizes) // 2 + 1`` samples (and ``min_samples``).
+    Other arguments as :func:`carlini_wagner`.
+    """
+    fft_sizes = tuple(int(n) for n in fft_sizes)
+    if not fft_sizes or min(fft_sizes) < 4:
+        raise ValueError(f"fft_sizes must be FFT sizes >= 4, got {fft_sizes}")
+    need = max(fft_sizes) // 2 + 1
+    num = np.shape(x)[-1] if np.ndim(x) else 0
+    if num < need:
+        raise ValueError(f"x is too short for the multi-scale spectral loss: {num} samples, need "
+                         f"at least max(fft_sizes) // 2 + 1 = {need} (or pass smaller "
+                         f"fft_sizes)")
+    return _cw("multiscale_cw", logits_fn, x, labels, target=target, key=key,
+               clip_eps=clip_eps, alpha=alpha, learning_rate=learning_rate,
+               max_iterations=max_iterations, early_stop=early_stop, decision=decision,
+               threshold=threshold, output_index=output_index, domain="waveform",
+               clip_min=clip_min, clip_max=clip_max, quantize_16bit=quantize_16bit,
+               min_samples=min_samples, fft_sizes=fft_sizes)
+
+
+def _cw(method, logits_fn, x, labels, *, target, key, clip_eps, alpha, learning_rate,
+        max_iterations, fft_sizes=losses.DEFAULT_FFT_SIZES, **kwargs):
+    clip_eps = core.check_positive("clip_eps", clip_eps)
+    alpha = core.check_positive("alpha", alpha)
+    learning_rate = core.check_positive("learning_rate", learning_rate)
+    max_iterations = core.check_max_iterations(max_iterations)
+    return _run(method, logits_fn, x, labels,
+                hyper_kwargs=dict(learning_rate=learning_rate, eps=clip_eps, alpha=alpha,
+                                  max_iterations=max_iterations),
+                target=target, key=key, need_key=False, fft_sizes=fft_sizes, **kwargs)

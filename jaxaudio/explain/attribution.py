@@ -1,0 +1,187 @@
+"""Other explainers over the same time-frequency components as LIME.
+
+Both return :class:`jaxaudio.explain.lime_bridge.Explanation` (weights
+``(num_labels, num_components)`` in component order), so audits can swap explainers.
+
+- :func:`occlusion`: switch off one component at a time (replace it by the baseline);
+  weight = ``p(full) - p(component off)``. ``num_components + 1`` model evaluations.
+- :func:`integrated_gradients`: integrate the gradient along the straight path from the
+  baseline spectrogram to the input (Sundararajan et al. 2017) and sum the attribution
+  inside each component. By completeness the weights add up to ``p(input) - p(baseline)``
+  (up to the quadrature error, reported in ``info``).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxaudio.explain.lime_bridge import (
+    Explanation,
+    LabelsLike,
+    PredictFn,
+    _baseline_name,
+    _resolve_labels,
+    jit_over_predict_fn,
+    predict_components,
+)
+from jaxaudio.explain.segmentation import BaselineLike, baseline_value, check_spec, component_masks
+
+__all__ = ["occlusion", "integrated_gradients", "IG_RULES"]
+
+#: Quadrature rules of :func:`integrated_gradients`.
+IG_RULES: tuple[str, ...] = ("trapezoid", "left", "right", "midpoint")
+
+
+def _baseline_key(baseline: BaselineLike, key) -> Optional[jax.Array]:
+    if isinstance(baseline, str) and baseline == "shuffle" and key is None:
+        raise ValueError('baseline "shuffle" needs a PRNG key (key=...)')
+    return key
+
+
+def occlusion(
+    predict_fn: PredictFn,
+    spec,
+    *,
+    n_temporal: int = 5,
+    n_frequency: int = 4,
+    baseline: BaselineLike = "mean",
+    labels: LabelsLike = None,
+    key: Optional[jax.Array] = None,
+) -> Explanation:
+    """Occlusion: weight of component ``c`` for label ``l`` = ``p_l(spec) - p_l(spec with c off)``.
+
+    Args:
+      predict_fn: ``(batch, n_bins, n_frames) -> (batch, num_outputs)``.
+      spec: ``(n_bins, n_frames)``.
+      n_temporal, n_frequency: segmentation (see ``segmentation``).
+      baseline: what a switched-off component becomes (see ``baseline_value``).
+      labels: outputs to explain; ``None`` = top label of ``spec``.
+      key: needed only for the ``"shuffle"`` baseline.
+
+    Returns:
+      :class:`Explanation` with ``method="occlusion"``; ``samples`` are the ``num_components + 1``
+      binary vectors (all ones, then each component off) and ``predictions`` their outputs.
+    """
+    spec_np = check_spec(spec).astype(np.float32)
+    masks = component_masks(spec_np.shape, n_temporal=n_temporal, n_frequency=n_frequency)
+    base = baseline_value(spec_np, baseline, key=_baseline_key(baseline, key))
+    num_components = masks.shape[0]
+    z = np.concatenate([np.ones((1, num_components)), 1.0 - np.eye(num_components)]).astype(np.float32)
+    predictions = predict_components(predict_fn, spec_np, masks, base, z, chunk_size=z.shape[0])
+    label_tuple = _resolve_labels(labels, predictions[0])
+    cols = list(label_tuple)
+    weights = (predictions[0, cols][:, None] - predictions[1:, cols].T).astype(np.float64)
+    return Explanation(
+        weights=weights,
+        labels=label_tuple,
+        method="occlusion",
+        n_temporal=int(n_temporal),
+        n_frequency=int(n_frequency),
+        spec=spec_np,
+        baseline=_baseline_name(baseline),
+        reference_prediction=predictions[0, cols].copy(),
+        num_samples=int(z.shape[0]),
+        samples=z.astype(np.uint8),
+        predictions=predictions,
+    )
+
+
+def _quadrature(steps: int, rule: str) -> tuple[np.ndarray, np.ndarray]:
+    """Points ``alpha`` in [0, 1] and weights summing to 1 for the path integral."""
+    if rule == "midpoint":
+        return (np.arange(steps) + 0.5) / steps, np.full(steps, 1.0 / steps)
+    alphas = np.linspace(0.0, 1.0, steps + 1)
+    w = np.full(steps + 1, 1.0 / steps)
+    if rule == "trapezoid":
+        w[0] = w[-1] = 0.5 / steps
+    elif rule == "left":
+        w[-1] = 0.0
+    elif rule == "right":
+        w[0] = 0.0
+    return alphas, w
+
+
+@jit_over_predict_fn
+def _integrated_gradients(predict_fn, spec, base, masks, onehots, alphas, quad_weights):
+    path = base + alphas[:, None, None] * (spec - base)  # (num_points, n_bins, n_frames)
+
+    def grads_for(onehot):
+        # Examples are independent (inference mode), so the gradient of the batch sum w.r.t.
+        # the batch is each point's own gradient: one backward pass for the whole path.
+        return jax.grad(lambda xs: jnp.sum(predict_fn(xs) @ onehot))(path)
+
+    grads = jax.vmap(grads_for)(onehots)  # (num_labels, num_points, n_bins, n_frames)
+    mean_grad = jnp.einsum("p,lpft->lft", quad_weights, grads)
+    attribution = (spec - base)[None] * mean_grad
+    per_component = jnp.einsum("lft,cft->lc", attribution, masks)
+    ends = predict_fn(jnp.stack([spec, base]))  # (2, num_outputs)
+    return per_component, ends
+
+
+def integrated_gradients(
+    predict_fn: PredictFn,
+    spec,
+    *,
+    baseline: BaselineLike = "mean",
+    steps: int = 32,
+    labels: LabelsLike = None,
+    n_temporal: int = 5,
+    n_frequency: int = 4,
+    rule: str = "trapezoid",
+    key: Optional[jax.Array] = None,
+) -> Explanation:
+    """Integrated gradients from the baseline spectrogram, summed per component.
+
+    ``IG(x) = (x - b) * integral_0^1 grad p_l(b + a (x - b)) da`` with ``b`` the baseline
+    broadcast to ``spec``'s shape, approximated with ``steps`` intervals (``rule``: trapezoid,
+    left/right Riemann or midpoint); the gradients of all path points are computed in one
+    batched backward pass per label. ``predict_fn`` must be differentiable.
+
+    Returns:
+      :class:`Explanation` with ``method="integrated_gradients"``; ``info`` holds
+      ``baseline_prediction`` (``p(b)`` per label) and ``completeness_gap``
+      (``sum(weights) - (p(x) - p(b))`` per label; small when ``steps`` suffices).
+    """
+    spec_np = check_spec(spec).astype(np.float32)
+    if int(steps) != steps or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if rule not in IG_RULES:
+        raise ValueError(f"rule must be one of {IG_RULES}, got {rule!r}")
+    masks = component_masks(spec_np.shape, n_temporal=n_temporal, n_frequency=n_frequency)
+    base = baseline_value(spec_np, baseline, key=_baseline_key(baseline, key))
+    base_full = jnp.broadcast_to(base, spec_np.shape)
+
+    reference = predict_components(predict_fn, spec_np, masks, base, np.ones((1, masks.shape[0])))
+    label_tuple = _resolve_labels(labels, reference[0])
+    onehots = np.eye(reference.shape[1], dtype=np.float32)[list(label_tuple)]
+    alphas, quad_weights = _quadrature(int(steps), rule)
+    per_component, ends = _integrated_gradients(
+        predict_fn, jnp.asarray(spec_np), base_full, jnp.asarray(masks), jnp.asarray(onehots),
+        jnp.asarray(alphas, jnp.float32), jnp.asarray(quad_weights, jnp.float32),
+    )
+    weights = np.asarray(per_component, dtype=np.float64)
+    if not np.all(np.isfinite(weights)):
+        raise ValueError("integrated gradients are not finite: predict_fn's gradient gave NaN/Inf")
+    ends = np.asarray(ends, dtype=np.float64)
+    cols = list(label_tuple)
+    return Explanation(
+        weights=weights,
+        labels=label_tuple,
+        method="integrated_gradients",
+        n_temporal=int(n_temporal),
+        n_frequency=int(n_frequency),
+        spec=spec_np,
+        baseline=_baseline_name(baseline),
+        reference_prediction=ends[0, cols].copy(),
+        num_samples=int(len(alphas)),
+        info={
+            "steps": int(steps),
+            "rule": rule,
+            "baseline_prediction": ends[1, cols].copy(),
+            "completeness_gap": weights.sum(axis=1) - (ends[0, cols] - ends[1, cols]),
+        },
+    )

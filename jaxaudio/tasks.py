@@ -1,0 +1,256 @@
+"""Named tasks: which data, model, front-end and preset sizes go together, and how to evaluate.
+
+Two tasks exist, each with an embedded synthetic dataset (the default, no downloads) and a real
+dataset loader:
+
+- ``instruments``: 12-class instrument tagging, average-pool CNN, 16 kHz front-end
+  (``synth-instruments`` or ``fsdkaggle2019``);
+- ``voice``: binary singing voice detection, Schlüter & Lehner's detector, 22.05 kHz front-end
+  (``synth-voice`` or ``jamendo``).
+
+Presets (``smoke``, ``demo``, ``paper``) only change sizes (clips, epochs, network width),
+never the method.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import jax
+import numpy as np
+
+from jaxaudio import frontend as fe
+from jaxaudio import metrics
+from jaxaudio.data.types import INSTRUMENT_LABELS, ClipDataset, SongDataset
+from jaxaudio.data.windowing import window_dataset
+from jaxaudio.models.classifier import Classifier, init_classifier
+from jaxaudio.train import ClipExcerpts, SongExcerpts, TrainConfig, song_padded
+
+DATASETS = ("synth-instruments", "synth-voice", "fsdkaggle2019", "jamendo")
+PRESETS = ("smoke", "demo", "paper")
+VOICE_LABELS = ("nosing", "sing")
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """Sizes of one preset.
+
+    Attributes:
+      num_train, num_test: synthetic clips (instruments) or songs (voice) per split.
+      min_seconds, max_seconds: synthetic clip / song durations (s).
+      epochs, batch_size, learning_rate: training.
+      width: network width (channels of the first conv; 64 in the papers).
+      excerpt_frames: frames per training excerpt.
+      examples_per_epoch: voice only: excerpts drawn per epoch.
+      eval_frame_step: voice only: evaluate every n-th frame of the test songs.
+    """
+
+    num_train: int
+    num_test: int
+    min_seconds: float
+    max_seconds: float
+    epochs: int
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    width: int = 64
+    excerpt_frames: int = 116
+    examples_per_epoch: int = 0
+    eval_frame_step: int = 1
+
+
+PRESET_TABLE: dict[tuple[str, str], Preset] = {
+    ("instruments", "smoke"): Preset(num_train=48, num_test=24, min_seconds=0.5, max_seconds=2.0,
+                                     epochs=2, width=8, excerpt_frames=32),
+    ("instruments", "demo"): Preset(num_train=600, num_test=240, min_seconds=0.5, max_seconds=6.0,
+                                    epochs=30, width=16, excerpt_frames=116),
+    ("instruments", "paper"): Preset(num_train=600, num_test=200, min_seconds=0.5,
+                                     max_seconds=6.0, epochs=200, width=64, excerpt_frames=116),
+    ("voice", "smoke"): Preset(num_train=2, num_test=1, min_seconds=8.0, max_seconds=10.0,
+                               epochs=1, width=8, excerpt_frames=115, examples_per_epoch=64,
+                               eval_frame_step=20),
+    ("voice", "demo"): Preset(num_train=16, num_test=4, min_seconds=20.0, max_seconds=40.0,
+                              epochs=8, width=16, excerpt_frames=115, examples_per_epoch=2048,
+                              eval_frame_step=4),
+    ("voice", "paper"): Preset(num_train=61, num_test=16, min_seconds=20.0, max_seconds=40.0,
+                               epochs=50, width=64, excerpt_frames=115, examples_per_epoch=8192,
+                               eval_frame_step=1),
+}
+
+
+def task_of(dataset: str) -> str:
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {DATASETS}")
+    return "instruments" if dataset in ("synth-instruments", "fsdkaggle2019") else "voice"
+
+
+def preset(task: str, name: str) -> Preset:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {PRESETS}")
+    return PRESET_TABLE[(task, name)]
+
+
+def frontend_for(task: str) -> fe.FrontendConfig:
+    return fe.FrontendConfig.instrument() if task == "instruments" else fe.FrontendConfig.voice()
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------
+def load_split(dataset: str, split: str, *, preset_name: str = "demo", seed: int = 0,
+               data: Optional[str] = None):
+    """Load ``split`` of ``dataset``.
+
+    Splits: instruments ``"train"`` (curated), ``"noisy"``, ``"test"``; voice ``"train"``,
+    ``"valid"``, ``"test"``. Real datasets need ``data`` (their root folder). For FSDKaggle2019,
+    ``"train"``/``"valid"`` are the fixed-seed 75/25 split of the curated single-label subset
+    and ``"test"`` is the validation quarter, as in the study (REFERENCE.md §1).
+    """
+    task = task_of(dataset)
+    p = preset(task, preset_name)
+    if dataset == "synth-instruments":
+        from jaxaudio.data.synth_instruments import make_synth_instruments
+
+        names = {"train": "curated", "curated": "curated", "noisy": "noisy", "test": "test"}
+        if split not in names:
+            raise ValueError(f"unknown split {split!r} for {dataset}; use one of {sorted(names)}")
+        n = p.num_test if split == "test" else p.num_train
+        return make_synth_instruments(split=names[split], num_clips=n, seed=seed,
+                                      min_seconds=p.min_seconds, max_seconds=p.max_seconds)
+    if dataset == "synth-voice":
+        from jaxaudio.data.synth_voice import make_synth_voice
+
+        sizes = {"train": p.num_train, "valid": p.num_test, "test": p.num_test}
+        if split not in sizes:
+            raise ValueError(f"unknown split {split!r} for {dataset}; use one of {sorted(sizes)}")
+        return make_synth_voice(split=split, num_songs=sizes[split], seed=seed,
+                                min_seconds=p.min_seconds, max_seconds=p.max_seconds)
+    if data is None:
+        raise ValueError(f"dataset {dataset!r} needs --data pointing at its root folder")
+    if dataset == "fsdkaggle2019":
+        from jaxaudio.data.fsdkaggle import fsdkaggle_split, load_fsdkaggle2019
+
+        if split == "noisy":
+            return load_fsdkaggle2019(data, split="noisy")
+        if split not in ("train", "test", "valid"):
+            raise ValueError(f"unknown split {split!r} for {dataset}")
+        curated = load_fsdkaggle2019(data, split="curated")
+        train, valid = fsdkaggle_split(curated, fraction=0.25, seed=seed)
+        return train if split == "train" else valid
+    from jaxaudio.data.jamendo import load_jamendo
+
+    return load_jamendo(data, split=split)
+
+
+def example_source(task: str, dataset, p: Preset, frontend: fe.FrontendConfig):
+    if task == "instruments":
+        return ClipExcerpts(waves=list(dataset.waves), targets=dataset.targets,
+                            excerpt_samples=frontend.num_samples_for_frames(p.excerpt_frames))
+    return SongExcerpts(dataset=dataset, excerpt_frames=p.excerpt_frames,
+                        hop_length=frontend.hop_length, examples_per_epoch=p.examples_per_epoch)
+
+
+def new_classifier(task: str, p: Preset, *, seed: int, label_names=None) -> Classifier:
+    frontend = frontend_for(task)
+    if task == "instruments":
+        label_names = tuple(label_names or INSTRUMENT_LABELS)
+        return init_classifier(
+            model_name="avgpool_cnn",
+            model_kwargs={"num_classes": len(label_names), "width": p.width},
+            frontend=frontend, label_names=label_names, task="multiclass",
+            excerpt_frames=p.excerpt_frames, key=jax.random.key(seed))
+    return init_classifier(
+        model_name="singing_voice_detector",
+        model_kwargs={"width": p.width, "zero_mean_first_conv": True},
+        frontend=frontend, label_names=VOICE_LABELS, task="binary",
+        excerpt_frames=p.excerpt_frames, key=jax.random.key(seed))
+
+
+def train_config(task: str, p: Preset, *, seed: int, epochs: Optional[int] = None,
+                 **overrides) -> TrainConfig:
+    return TrainConfig(epochs=epochs or p.epochs, batch_size=p.batch_size,
+                       learning_rate=p.learning_rate, seed=seed,
+                       loss="cross_entropy" if task == "instruments" else "binary_cross_entropy",
+                       **overrides)
+
+
+# ----------------------------------------------------------------------------------------------
+# Evaluation
+# ----------------------------------------------------------------------------------------------
+def _batched(fn, x: np.ndarray, batch_size: int) -> np.ndarray:
+    """Apply ``fn`` in fixed-size batches (last one padded) so it compiles once."""
+    out = []
+    for i in range(0, len(x), batch_size):
+        chunk = x[i:i + batch_size]
+        n = len(chunk)
+        if n < batch_size:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - n, axis=0)])
+        out.append(np.asarray(fn(chunk))[:n])
+    return np.concatenate(out) if out else np.zeros((0,))
+
+
+def clip_scores(classifier: Classifier, dataset: ClipDataset, *, batch_size: int = 32):
+    """Clip-level class probabilities ``(num_clips, num_classes)``.
+
+    Each clip is cut into half-overlapping excerpts of the training length (circular padding
+    for short clips); the clip's logits are the mean of its excerpts' logits.
+    """
+    windows, owner = window_dataset(list(dataset.waves), length=classifier.excerpt_samples)
+    logits = _batched(classifier.logits, windows.astype(np.float32), batch_size)
+    summed = np.zeros((len(dataset), logits.shape[-1]))
+    np.add.at(summed, owner, logits)
+    counts = np.bincount(owner, minlength=len(dataset))[:, None]
+    mean_logits = summed / np.maximum(counts, 1)
+    return np.asarray(jax.nn.softmax(mean_logits, axis=-1))
+
+
+def evaluate_clips(classifier: Classifier, dataset: ClipDataset, *, batch_size: int = 32) -> dict:
+    """Accuracy (single-label clips), lwlrap and macro ROC-AUC on a clip dataset."""
+    scores = clip_scores(classifier, dataset, batch_size=batch_size)
+    single = dataset.labels >= 0
+    return {
+        "accuracy": float(metrics.accuracy(scores[single], dataset.labels[single])),
+        "lwlrap": float(metrics.lwlrap(dataset.targets, scores)),
+        "roc_auc": float(metrics.roc_auc_macro(dataset.targets, scores)),
+        "num_clips": int(len(dataset)),
+    }
+
+
+def song_frame_probabilities(classifier: Classifier, wave: np.ndarray, *, frame_step: int = 1,
+                             batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Singing probability of every ``frame_step``-th frame of a song.
+
+    Returns ``(frames, probabilities)``: the frame indices and sigmoid outputs.
+    """
+    hop = classifier.frontend.hop_length
+    padded = song_padded(wave, classifier.excerpt_frames, hop)
+    frames = np.arange(0, 1 + len(wave) // hop, frame_step)
+    length = classifier.excerpt_samples
+    excerpts = np.stack([padded[f * hop: f * hop + length] for f in frames])
+    logits = _batched(classifier.logits, excerpts, batch_size)
+    return frames, 1.0 / (1.0 + np.exp(-logits[:, 0]))
+
+
+def evaluate_songs(classifier: Classifier, dataset: SongDataset, *, frame_step: int = 1,
+                   batch_size: int = 32) -> dict:
+    """Frame accuracy (threshold 0.5) over every ``frame_step``-th frame of all songs."""
+    hop = classifier.frontend.hop_length
+    probs, labels = [], []
+    for i, wave in enumerate(dataset.waves):
+        frames, p = song_frame_probabilities(classifier, wave, frame_step=frame_step,
+                                             batch_size=batch_size)
+        probs.append(p)
+        labels.append(dataset.frame_labels(i, hop_length=hop)[frames])
+    probs, labels = np.concatenate(probs), np.concatenate(labels)
+    return {
+        "accuracy": float(metrics.frame_accuracy(probs, labels)),
+        "sing_fraction": float(labels.mean()),
+        "num_frames": int(len(labels)),
+        "frame_step": int(frame_step),
+    }
+
+
+def evaluate(classifier: Classifier, dataset, *, frame_step: int = 1) -> dict:
+    if isinstance(dataset, SongDataset):
+        return evaluate_songs(classifier, dataset, frame_step=frame_step)
+    return evaluate_clips(classifier, dataset)

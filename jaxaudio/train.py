@@ -1,0 +1,351 @@
+"""Training: optax, explicit batch-norm state and dropout keys, Orbax checkpoints with resume.
+
+The unit of training data is a *waveform excerpt* with a target vector; the front-end runs
+inside the jitted train step, exactly as at attack time (so the per-example ``top_db`` clipping
+and the standardisation the model sees in training are the ones attacks differentiate through).
+
+Determinism: the excerpt choice and batch order of epoch ``e`` come from
+``np.random.default_rng([seed, e])`` and the dropout keys from ``fold_in(key(seed), e, step)``,
+so a run resumed from the checkpoint of epoch ``e`` continues exactly like an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import time
+from typing import Any, Callable, Optional, Protocol
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+
+from jaxaudio import frontend as fe
+from jaxaudio import losses as losses_lib
+from jaxaudio.models.classifier import CheckpointError, Classifier, init_classifier
+
+
+# ----------------------------------------------------------------------------------------------
+# Example sources: what one epoch of training excerpts looks like
+# ----------------------------------------------------------------------------------------------
+class ExampleSource(Protocol):
+    """Produces one epoch of ``(waves (n, excerpt_samples), targets (n, num_outputs))``."""
+
+    excerpt_samples: int
+
+    def epoch(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def _circular_excerpt(wave: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``length``-sample excerpt; short clips are tiled (circular padding)."""
+    if len(wave) < length:
+        reps = -(-length // len(wave))
+        wave = np.tile(wave, reps)
+        start = 0 if len(wave) == length else int(rng.integers(0, len(wave) - length + 1))
+        return wave[start:start + length]
+    start = int(rng.integers(0, len(wave) - length + 1))
+    return wave[start:start + length]
+
+
+@dataclasses.dataclass
+class ClipExcerpts:
+    """One random excerpt per clip and epoch (instrument tagging).
+
+    Attributes:
+      waves: clips (float32, any length).
+      targets: ``(num_clips, num_classes)`` float32 (one-hot or multi-hot, possibly noisy).
+      excerpt_samples: excerpt length in samples.
+    """
+
+    waves: list
+    targets: np.ndarray
+    excerpt_samples: int
+
+    def epoch(self, rng):
+        waves = np.stack([_circular_excerpt(w, self.excerpt_samples, rng) for w in self.waves])
+        return waves.astype(np.float32), np.asarray(self.targets, np.float32)
+
+
+@dataclasses.dataclass
+class SongExcerpts:
+    """Random excerpts centred on song frames, labelled by the centre frame (voice detection).
+
+    Attributes:
+      dataset: a :class:`jaxaudio.data.types.SongDataset`.
+      excerpt_frames: frames per excerpt (odd; 115 in the study).
+      hop_length: front-end hop in samples.
+      examples_per_epoch: excerpts drawn per epoch, uniformly over all frames of all songs.
+    """
+
+    dataset: Any
+    excerpt_frames: int
+    hop_length: int
+    examples_per_epoch: int = 4096
+
+    def __post_init__(self):
+        self.excerpt_samples = (self.excerpt_frames - 1) * self.hop_length
+        self._labels = [self.dataset.frame_labels(i, hop_length=self.hop_length)
+                        for i in range(len(self.dataset))]
+        self._padded = [song_padded(w, self.excerpt_frames, self.hop_length)
+                        for w in self.dataset.waves]
+
+    def epoch(self, rng):
+        counts = np.array([len(lab) for lab in self._labels])
+        flat = rng.integers(0, counts.sum(), size=self.examples_per_epoch)
+        song = np.searchsorted(np.cumsum(counts), flat, side="right")
+        frame = flat - np.concatenate([[0], np.cumsum(counts)[:-1]])[song]
+        waves = np.stack([
+            self._padded[s][f * self.hop_length: f * self.hop_length + self.excerpt_samples]
+            for s, f in zip(song, frame)
+        ])
+        targets = np.array([self._labels[s][f] for s, f in zip(song, frame)], np.float32)
+        return waves.astype(np.float32), targets[:, None]
+
+
+def song_padded(wave: np.ndarray, excerpt_frames: int, hop_length: int) -> np.ndarray:
+    """Zero-pad a song so that frame ``t``'s centred excerpt starts at sample ``t * hop``."""
+    half = (excerpt_frames // 2) * hop_length
+    return np.pad(np.asarray(wave, np.float32), (half, half + hop_length))
+
+
+# ----------------------------------------------------------------------------------------------
+# Train state, step and loop
+# ----------------------------------------------------------------------------------------------
+class TrainState(train_state.TrainState):
+    batch_stats: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one training run.
+
+    Attributes:
+      epochs: number of passes over the example source.
+      batch_size: excerpts per step (16 in the study).
+      learning_rate: Adam step size (1e-3 in the study).
+      seed: seeds initialisation, dropout and excerpt/batch order.
+      loss: a name from ``jaxaudio.losses.LOSSES`` (``cross_entropy`` for multiclass,
+        ``binary_cross_entropy`` for the detector; noise-robust ones for the label-noise study).
+      loss_kwargs: keyword arguments of that loss (e.g. ``{"q": 0.7}`` for GCE).
+      stats_excerpts: excerpts used to measure the per-band mean/std.
+    """
+
+    epochs: int = 10
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    seed: int = 0
+    loss: str = "cross_entropy"
+    loss_kwargs: tuple = ()
+    stats_excerpts: int = 512
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        losses_lib.get_loss(self.loss)  # raises on unknown names
+
+
+def make_train_step(classifier: Classifier, loss_fn: Callable):
+    """Jitted ``(state, waves, targets, key) -> (state, loss)``: front-end inside the step."""
+    frontend, module = classifier.frontend, classifier.module
+    mean, std = jnp.asarray(classifier.mean), jnp.asarray(classifier.std)
+
+    @jax.jit
+    def train_step(state, waves, targets, key):
+        feats = fe.standardize(fe.features(waves, frontend), mean, std)
+
+        def objective(params):
+            logits, updates = module.apply(
+                {"params": params, "batch_stats": state.batch_stats}, feats, train=True,
+                mutable=["batch_stats"], rngs={"dropout": key},
+            )
+            return loss_fn(logits, targets), updates
+
+        (loss, updates), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        state = state.apply_gradients(grads=grads, batch_stats=updates["batch_stats"])
+        return state, loss
+
+    return train_step
+
+
+def measure_band_statistics(classifier: Classifier, source: ExampleSource, *, seed: int,
+                            max_excerpts: int, batch_size: int = 32):
+    """Per-mel-band mean/std of the scaled features of up to ``max_excerpts`` excerpts."""
+    waves, _ = source.epoch(np.random.default_rng([seed, 10_000_019]))
+    waves = waves[:max_excerpts]
+    feature_fn = jax.jit(lambda w: fe.features(w, classifier.frontend))
+    feats = np.concatenate([np.asarray(feature_fn(waves[i:i + batch_size]))
+                            for i in range(0, len(waves), batch_size)])
+    return fe.band_statistics(feats)
+
+
+class _Checkpoints:
+    """Orbax CheckpointManager of the train state plus JSON progress, one step per epoch."""
+
+    def __init__(self, directory: pathlib.Path):
+        import orbax.checkpoint as ocp
+
+        self._ocp = ocp
+        self.manager = ocp.CheckpointManager(
+            directory.absolute(),
+            options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True),
+        )
+
+    def latest_epoch(self) -> Optional[int]:
+        return self.manager.latest_step()
+
+    def save(self, epoch: int, state: TrainState, progress: dict) -> None:
+        ocp = self._ocp
+        pytree = {"params": state.params, "batch_stats": state.batch_stats,
+                  "opt_state": state.opt_state, "step": state.step}
+        self.manager.save(epoch, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(jax.device_get(pytree)),
+            progress=ocp.args.JsonSave(progress),
+        ))
+        self.manager.wait_until_finished()
+
+    def restore(self, epoch: int, template: TrainState) -> tuple[TrainState, dict]:
+        ocp = self._ocp
+        abstract = {"params": template.params, "batch_stats": template.batch_stats,
+                    "opt_state": template.opt_state, "step": template.step}
+        abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, abstract)
+        try:
+            restored = self.manager.restore(epoch, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract), progress=ocp.args.JsonRestore(),
+            ))
+        except Exception as err:
+            raise CheckpointError(
+                f"cannot resume: checkpoint of epoch {epoch} in {self.manager.directory} is "
+                f"corrupt or incomplete ({type(err).__name__}: {err})"
+            ) from err
+        tree = restored["state"]
+        state = template.replace(params=tree["params"], batch_stats=tree["batch_stats"],
+                                 opt_state=tree["opt_state"], step=tree["step"])
+        return state, dict(restored["progress"])
+
+    def close(self):
+        self.manager.close()
+
+
+@dataclasses.dataclass
+class TrainResult:
+    classifier: Classifier
+    history: list  # one dict per epoch: epoch, loss, seconds, and eval metrics if any
+    resumed_from: Optional[int]
+
+
+def train(classifier: Classifier, source: ExampleSource, config: TrainConfig, *,
+          out_dir=None, resume: bool = False, evaluate: Optional[Callable] = None,
+          progress: bool = True, on_epoch_end: Optional[Callable] = None) -> TrainResult:
+    """Train ``classifier`` (its variables are the initialisation) on ``source``.
+
+    Args:
+      classifier: initial bundle; its ``mean``/``std`` are replaced by statistics measured on
+        the source unless resuming (then they come from the run directory).
+      source: :class:`ClipExcerpts` or :class:`SongExcerpts` (anything with ``epoch(rng)``).
+      config: :class:`TrainConfig`.
+      out_dir: run directory; with it, an Orbax checkpoint is written after every epoch to
+        ``out_dir/checkpoints`` and ``out_dir/normalization.json`` holds the band statistics.
+      resume: continue from the latest checkpoint in ``out_dir`` (no-op if there is none).
+      evaluate: optional ``classifier -> dict`` called after every epoch (metrics logged).
+      progress: show a tqdm progress bar per epoch.
+      on_epoch_end: optional ``(epoch, history_row) -> None`` hook (tests use it to simulate a
+        kill right after a checkpoint).
+
+    Returns:
+      :class:`TrainResult` with the trained classifier and per-epoch history.
+    """
+    from tqdm.auto import tqdm
+
+    loss_fn = losses_lib.get_loss(config.loss, **dict(config.loss_kwargs))
+    if classifier.task == "binary" and config.loss == "cross_entropy":
+        loss_fn = losses_lib.get_loss("binary_cross_entropy")
+
+    out_dir = None if out_dir is None else pathlib.Path(out_dir)
+    checkpoints = None
+    norm_path = None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        norm_path = out_dir / "normalization.json"
+        checkpoints = _Checkpoints(out_dir / "checkpoints")
+
+    start_epoch, history, resumed_from = 0, [], None
+    latest = checkpoints.latest_epoch() if (checkpoints and resume) else None
+    if latest is not None and norm_path.is_file():
+        stats = json.loads(norm_path.read_text())
+        mean, std = np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
+    else:
+        if resume and checkpoints is not None and latest is None:
+            pass  # nothing to resume: start from scratch
+        mean, std = measure_band_statistics(classifier, source, seed=config.seed,
+                                            max_excerpts=config.stats_excerpts)
+        if norm_path is not None:
+            norm_path.write_text(json.dumps({"mean": mean.tolist(), "std": std.tolist()}))
+    classifier = dataclasses.replace(classifier, mean=mean, std=std)
+
+    tx = optax.adam(config.learning_rate)
+    state = TrainState.create(apply_fn=classifier.module.apply,
+                              params=classifier.variables["params"],
+                              batch_stats=classifier.variables.get("batch_stats", {}), tx=tx)
+    if latest is not None:
+        state, saved = checkpoints.restore(latest, state)
+        history = saved.get("history", [])
+        start_epoch = latest + 1
+        resumed_from = latest
+
+    train_step = make_train_step(classifier, loss_fn)
+    base_key = jax.random.key(config.seed)
+    bs = config.batch_size
+
+    def to_classifier(state):
+        variables = {"params": state.params, "batch_stats": state.batch_stats}
+        return dataclasses.replace(classifier, variables=variables)
+
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            t0 = time.perf_counter()
+            rng = np.random.default_rng([config.seed, epoch])
+            waves, targets = source.epoch(rng)
+            order = rng.permutation(len(waves))
+            num_steps = len(order) // bs  # full batches only: one compiled shape
+            if num_steps == 0:
+                raise ValueError(
+                    f"batch_size {bs} exceeds the {len(order)} examples of an epoch"
+                )
+            epoch_key = jax.random.fold_in(base_key, epoch)
+            losses = []
+            bar = tqdm(range(num_steps), desc=f"epoch {epoch + 1}/{config.epochs}",
+                       disable=not progress, leave=False, unit="batch")
+            for step in bar:
+                idx = order[step * bs:(step + 1) * bs]
+                state, loss = train_step(state, waves[idx], targets[idx],
+                                         jax.random.fold_in(epoch_key, step))
+                losses.append(loss)
+                if step % 10 == 0:
+                    bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.close()
+            row = {"epoch": epoch + 1, "loss": float(np.mean(jax.device_get(losses))),
+                   "seconds": time.perf_counter() - t0}
+            if evaluate is not None:
+                row.update(evaluate(to_classifier(state)))
+            history.append(row)
+            if progress:
+                shown = ", ".join(f"{k}={v:.4g}" for k, v in row.items()
+                                  if isinstance(v, float))
+                tqdm.write(f"epoch {epoch + 1}/{config.epochs}: {shown}")
+            if checkpoints is not None:
+                checkpoints.save(epoch, state, {"history": history})
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, row)
+    finally:
+        if checkpoints is not None:
+            checkpoints.close()
+    return TrainResult(classifier=to_classifier(state), history=history,
+                       resumed_from=resumed_from)

@@ -1,0 +1,474 @@
+"""Properties of the attacks library on a tiny differentiable classifier.
+
+The toy model: magnitude-squared STFT (n_fft 256) -> 16 rectangular bands -> log -> mean over
+frames -> random linear layer (4 classes). Clips are 4096 samples; labels are the model's clean
+predictions, so every example starts correctly classified. Attack hyperparameters are scaled up
+(eps 1e-2, lr 1e-3) so that the toy problems are solved in a few dozen steps.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxaudio import attacks, frontend
+from jaxaudio.attacks import core
+
+NUM_SAMPLES = 4096
+NUM_CLASSES = 4
+NUM_BANDS = 16
+
+
+def _band_matrix():
+    bands = np.zeros((NUM_BANDS, 129), np.float32)
+    edges = np.linspace(1, 129, NUM_BANDS + 1).astype(int)
+    for i in range(NUM_BANDS):
+        bands[i, edges[i]:edges[i + 1]] = 1.0
+    return bands
+
+
+BANDS = _band_matrix()
+WEIGHTS = jnp.asarray(np.random.default_rng(0).normal(size=(NUM_BANDS, NUM_CLASSES)),
+                      jnp.float32)
+BINARY_WEIGHTS = jnp.asarray(np.random.default_rng(1).normal(size=(NUM_BANDS, 1)), jnp.float32)
+
+
+def log_bands(waves):
+    spec = frontend.spectrogram(waves, n_fft=256, hop_length=128, power=2.0,
+                                pad_mode="constant")
+    return jnp.log(jnp.einsum("bf,...ft->...bt", BANDS, spec) + 1e-6)  # (..., bands, frames)
+
+
+def _head(band_frames, weights):
+    feats = band_frames.mean(-1)
+    return (feats - feats.mean(-1, keepdims=True)) @ weights
+
+
+# One object each, so compiled attacks are shared between tests.
+logits_fn = jax.jit(lambda w: _head(log_bands(w), WEIGHTS))
+binary_logits_fn = jax.jit(lambda w: _head(log_bands(w), BINARY_WEIGHTS))  # (batch, 1)
+spectrogram_logits_fn = jax.jit(lambda s: _head(s, WEIGHTS))  # attacks log-band "spectrograms"
+
+FAST = dict(eps=1e-2, learning_rate=1e-3, max_iterations=100)
+FAST_CW = dict(clip_eps=5e-2, alpha=1.0, learning_rate=1e-3, max_iterations=100)
+
+
+def make_waves(num_samples=NUM_SAMPLES, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(num_samples) / 16000.0
+    waves = [0.3 * np.sin(2 * np.pi * f * t) + 0.05 * rng.normal(size=num_samples)
+             for f in (300.0, 1200.0, 3000.0, 6000.0)]
+    waves[3] = 0.995 * waves[3] / np.abs(waves[3]).max()  # near full scale: clipping matters
+    return np.stack(waves).astype(np.float32)
+
+
+WAVES = make_waves()
+LABELS = np.asarray(jnp.argmax(logits_fn(WAVES), -1))
+KEYS = jax.random.split(jax.random.key(42), len(WAVES))
+
+
+@pytest.fixture(scope="module")
+def pgd_result():
+    return attacks.pgd(logits_fn, WAVES, LABELS, key=KEYS, **FAST)
+
+
+def _linf(a):
+    return np.abs(np.asarray(a)).reshape(len(a), -1).max(axis=1)
+
+
+# --------------------------------------------------------------------------------------------
+# Constraints and result consistency
+# --------------------------------------------------------------------------------------------
+
+
+def test_toy_labels_are_diverse():
+    assert len(set(LABELS.tolist())) >= 3
+
+
+def test_pgd_stays_in_ball_and_range(pgd_result):
+    r = pgd_result
+    assert np.all(_linf(r.perturbation) <= FAST["eps"] + 1e-6)
+    assert np.all(np.abs(np.asarray(r.adversarial)) <= 1.0)
+    np.testing.assert_allclose(np.asarray(r.perturbation), np.asarray(r.adversarial) - WAVES,
+                               atol=0)
+    assert np.all(np.asarray(r.success))
+
+
+def test_success_is_reevaluated_on_returned_adversarial(pgd_result):
+    r = pgd_result
+    logits = np.asarray(logits_fn(r.adversarial))
+    prediction = logits.argmax(-1)
+    np.testing.assert_array_equal(np.asarray(r.success), prediction != LABELS)
+    np.testing.assert_array_equal(np.asarray(r.adversarial_prediction), prediction)
+    np.testing.assert_allclose(np.asarray(r.logits), logits, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(r.probabilities).sum(-1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(np.asarray(r.original_prediction), LABELS)
+    np.testing.assert_array_equal(np.asarray(r.target), -1)
+
+
+def test_batch_equals_single(pgd_result):
+    for i in range(len(WAVES)):
+        single = attacks.pgd(logits_fn, WAVES[i:i + 1], LABELS[i:i + 1], key=KEYS[i:i + 1],
+                             **FAST)
+        np.testing.assert_allclose(np.asarray(single.adversarial[0]),
+                                   np.asarray(pgd_result.adversarial[i]), atol=1e-7, rtol=0)
+        assert int(single.iterations[0]) == int(pgd_result.iterations[i])
+        assert bool(single.success[0]) == bool(pgd_result.success[i])
+
+
+def test_pgd_reproducible_for_a_key(pgd_result):
+    again = attacks.pgd(logits_fn, WAVES, LABELS, key=KEYS, **FAST)
+    np.testing.assert_array_equal(np.asarray(again.adversarial),
+                                  np.asarray(pgd_result.adversarial))
+
+
+def test_early_stopping_freezes_finished_examples(pgd_result):
+    iterations = np.asarray(pgd_result.iterations)
+    assert len(set(iterations.tolist())) > 1, "toy problem should finish at different steps"
+    # A longer budget changes nothing for examples that finished within the shorter one.
+    cutoff = int(np.sort(iterations)[1]) + 1  # at least two examples finish before it
+    short = attacks.pgd(logits_fn, WAVES, LABELS, key=KEYS,
+                        **{**FAST, "max_iterations": cutoff})
+    finished = np.asarray(short.success) & (np.asarray(short.iterations) < cutoff)
+    assert finished.sum() >= 2
+    np.testing.assert_array_equal(np.asarray(short.adversarial)[finished],
+                                  np.asarray(pgd_result.adversarial)[finished])
+    np.testing.assert_array_equal(np.asarray(short.iterations)[finished], iterations[finished])
+    # Unfinished ones report the budget.
+    np.testing.assert_array_equal(np.asarray(short.iterations)[~np.asarray(short.success)],
+                                  cutoff)
+
+
+def test_no_early_stop_runs_all_steps_and_keeps_best(pgd_result):
+    r = attacks.pgd(logits_fn, WAVES, LABELS, key=KEYS, early_stop=False,
+                    **{**FAST, "max_iterations": 30})
+    assert np.all(np.asarray(r.success))
+    # The first success step is the same as with early stopping ...
+    np.testing.assert_array_equal(np.asarray(r.iterations), np.asarray(pgd_result.iterations))
+    # ... and the returned iterate is the successful one with the highest SNR.
+    assert np.all(np.asarray(r.snr_db) >= np.asarray(pgd_result.snr_db) - 1e-4)
+    assert np.all(_linf(r.perturbation) <= FAST["eps"] + 1e-6)
+
+
+def test_every_step_respects_the_projection():
+    config = attacks.AttackConfig(method="pgd", random_start=True)
+    hyper = attacks.Hyperparameters.create(learning_rate=3e-3, eps=5e-3, max_iterations=10)
+    spec = attacks.gradient.SPEC_BUILDERS["pgd"](config, hyper)
+    x = jnp.asarray(WAVES[3])
+    goal = attacks.Goal(jnp.int32(LABELS[3]), jnp.int32(-1))
+    state = core.init_state(spec, x, jax.random.key(0), max_iterations=10)
+    step = jax.jit(lambda s: core.step(spec, logits_fn, x, goal, s, config))
+    for _ in range(5):
+        assert float(jnp.abs(state.delta).max()) <= 5e-3
+        x_adv = core.materialize(state.delta, x, config)
+        assert float(jnp.abs(x_adv).max()) <= 1.0
+        state = step(state)
+    assert int(state.step) == 5
+
+
+# --------------------------------------------------------------------------------------------
+# Targets
+# --------------------------------------------------------------------------------------------
+
+
+def test_carlini_wagner_hits_fixed_and_random_targets():
+    fixed = next(c for c in range(NUM_CLASSES) if np.sum(LABELS != c) >= 3)
+    keep = LABELS != fixed
+    r = attacks.carlini_wagner(logits_fn, WAVES[keep], LABELS[keep], target=fixed, **FAST_CW)
+    assert np.all(np.asarray(r.success))
+    np.testing.assert_array_equal(np.asarray(r.adversarial_prediction), fixed)
+    np.testing.assert_array_equal(np.asarray(r.target), fixed)
+    assert np.all(_linf(r.perturbation) <= FAST_CW["clip_eps"] + 1e-6)
+
+    r = attacks.carlini_wagner(logits_fn, WAVES, LABELS, target="random",
+                               key=jax.random.key(7), **FAST_CW)
+    target = np.asarray(r.target)
+    assert np.all(target != LABELS)
+    np.testing.assert_array_equal(np.asarray(r.success),
+                                  np.asarray(r.adversarial_prediction) == target)
+    assert np.all(np.asarray(r.success))
+
+
+def test_random_targets_never_the_label_and_reproducible():
+    labels = np.random.default_rng(0).integers(0, 5, size=500)
+    a = np.asarray(attacks.random_targets(jax.random.key(1), labels, 5))
+    b = np.asarray(attacks.random_targets(jax.random.key(1), labels, 5))
+    c = np.asarray(attacks.random_targets(jax.random.key(2), labels, 5))
+    assert np.all(a != labels) and np.all((a >= 0) & (a < 5))
+    np.testing.assert_array_equal(a, b)
+    assert np.any(a != c)
+    assert set(a[labels == 0].tolist()) == {1, 2, 3, 4}
+
+
+def test_untargeted_carlini_wagner():
+    r = attacks.carlini_wagner(logits_fn, WAVES, LABELS, target=None, **FAST_CW)
+    assert np.all(np.asarray(r.success))
+    assert np.all(np.asarray(r.adversarial_prediction) != LABELS)
+
+
+def test_multiscale_carlini_wagner_targeted():
+    r = attacks.multiscale_carlini_wagner(
+        logits_fn, WAVES, LABELS, target="random", key=jax.random.key(3),
+        clip_eps=5e-2, alpha=10.0, learning_rate=1e-3, max_iterations=100)
+    assert np.all(np.asarray(r.success))
+    np.testing.assert_array_equal(np.asarray(r.adversarial_prediction), np.asarray(r.target))
+    assert np.all(_linf(r.perturbation) <= 5e-2 + 1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# SNR, budgets, FGSM
+# --------------------------------------------------------------------------------------------
+
+
+def _snr_numpy(x, y, margin=2048):
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if x.shape[-1] > 2 * margin:
+        x, y = x[..., margin:-margin], y[..., margin:-margin]
+    return 20 * np.log10(np.linalg.norm(x, axis=-1) / np.linalg.norm(x - y, axis=-1))
+
+
+def test_snr_definition():
+    rng = np.random.default_rng(0)
+    long = rng.normal(size=(2, 10000)).astype(np.float32) * 0.1
+    noisy = long + rng.normal(size=long.shape).astype(np.float32) * 1e-3
+    noisy[:, :2048] += 0.5  # outside the SNR region: ignored
+    np.testing.assert_allclose(np.asarray(attacks.snr_db(long, noisy)), _snr_numpy(long, noisy),
+                               rtol=1e-4)
+    short = long[:, :4096]  # <= 4096 samples: the whole clip
+    np.testing.assert_allclose(np.asarray(attacks.snr_db(short, noisy[:, :4096])),
+                               20 * np.log10(np.linalg.norm(short, axis=-1) / np.linalg.norm(
+                                   short - noisy[:, :4096], axis=-1)), rtol=1e-4)
+    assert np.all(np.isinf(np.asarray(attacks.snr_db(long, long))))
+    spec = rng.normal(size=(2, 8, 6)).astype(np.float32)  # 2-D examples: all elements
+    np.testing.assert_allclose(
+        np.asarray(attacks.snr_db(spec, spec * 1.1)), np.full(2, 20.0), rtol=1e-4)
+
+
+def test_pgd_snr_budget_is_kept():
+    waves = make_waves(8192, seed=1)  # longer than 4096: SNR leaves out 2048 samples each side
+    labels = np.asarray(jnp.argmax(logits_fn(waves), -1))
+    r = attacks.pgd(logits_fn, waves, labels, key=jax.random.key(0), snr_db=30.0,
+                    learning_rate=1e-3, max_iterations=60)
+    snr = np.asarray(r.snr_db)
+    assert np.all(snr >= 30.0 - 1e-3), snr
+    np.testing.assert_allclose(snr, _snr_numpy(waves, r.adversarial), atol=1e-3)
+    assert np.any(np.asarray(r.success))
+
+
+def test_fgsm_sweep_matches_fgsm_and_grows_with_eps():
+    eps = np.array([1e-5, 1e-3, 1e-2, 1e-1], np.float32)
+    sweep = attacks.fgsm_sweep(logits_fn, WAVES, LABELS, epsilons=eps)
+    success, snr = np.asarray(sweep.success), np.asarray(sweep.snr_db)
+    assert success.shape == snr.shape == (4, len(WAVES))
+    assert success[-1].sum() >= success[0].sum()
+    assert success[-1].sum() >= 1
+    assert np.all(np.diff(snr, axis=0) < 0)  # louder steps, lower SNR
+    single = attacks.fgsm(logits_fn, WAVES, LABELS, eps=float(eps[2]))
+    np.testing.assert_array_equal(np.asarray(single.success), success[2])
+    np.testing.assert_allclose(np.asarray(single.snr_db), snr[2], rtol=1e-5)
+    assert np.all(_linf(single.perturbation) <= eps[2] + 1e-6)
+    np.testing.assert_array_equal(np.asarray(single.iterations)[np.asarray(single.success)], 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Binary decisions, other domains, 16-bit output
+# --------------------------------------------------------------------------------------------
+
+
+def test_sigmoid_decision_flips_a_single_logit():
+    logit = np.asarray(binary_logits_fn(WAVES))[:, 0]
+    labels = (logit > 0).astype(np.int32)
+    r = attacks.pgd(binary_logits_fn, WAVES, labels, key=jax.random.key(0),
+                    decision="sigmoid", **FAST)
+    assert np.asarray(r.logits).shape == (len(WAVES), 1)
+    assert np.all(np.asarray(r.success))
+    flipped = (np.asarray(binary_logits_fn(r.adversarial))[:, 0] > 0).astype(np.int32)
+    np.testing.assert_array_equal(flipped, 1 - labels)
+    np.testing.assert_array_equal(np.asarray(r.target), 1 - labels)
+    np.testing.assert_array_equal(np.asarray(r.original_prediction), labels)
+
+
+def test_spectrogram_domain_attack_is_unbounded():
+    specs = np.asarray(log_bands(WAVES))  # (batch, bands, frames), values far outside [-1, 1]
+    assert np.abs(specs).max() > 1.0
+    labels = np.asarray(jnp.argmax(spectrogram_logits_fn(specs), -1))
+    np.testing.assert_array_equal(labels, LABELS)
+    r = attacks.pgd(spectrogram_logits_fn, specs, labels, key=jax.random.key(0),
+                    domain="spectrogram", eps=1.0, learning_rate=0.05, max_iterations=100)
+    assert np.all(np.asarray(r.success))
+    assert np.all(_linf(r.perturbation) <= 1.0 + 1e-5)
+    assert np.abs(np.asarray(r.adversarial)).max() > 1.0  # not clipped to [-1, 1]
+    diff = (specs - np.asarray(r.adversarial)).reshape(len(specs), -1)
+    expected = 20 * np.log10(np.linalg.norm(specs.reshape(len(specs), -1), axis=1)
+                             / np.linalg.norm(diff, axis=1))
+    np.testing.assert_allclose(np.asarray(r.snr_db), expected, rtol=1e-4)
+
+
+def test_quantized_adversarial_survives_pcm16_round_trip():
+    waves = np.asarray(attacks.round_to_16bit(WAVES))  # as if read from a 16-bit WAV
+    r = attacks.pgd(logits_fn, waves, LABELS, key=KEYS, quantize_16bit=True, **FAST)
+    adversarial = np.asarray(r.adversarial)
+    round_trip = np.round(adversarial * 32767) / 32767
+    np.testing.assert_array_equal(round_trip, adversarial)
+    np.testing.assert_array_equal(np.round(WAVES * 32767) / 32767, waves)
+    prediction = np.asarray(jnp.argmax(logits_fn(round_trip), -1))
+    np.testing.assert_array_equal(prediction != LABELS, np.asarray(r.success))
+    assert np.all(np.asarray(r.success))
+    assert np.all(_linf(r.perturbation) <= FAST["eps"] + 1e-6)
+    assert np.all(np.abs(adversarial) <= 1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Multi-scale spectral distance
+# --------------------------------------------------------------------------------------------
+
+
+def test_multiscale_distance_zero_for_identical_inputs_with_finite_gradient():
+    distance = jax.jit(attacks.multiscale_spectral_distance)
+    grad = jax.jit(jax.grad(lambda a, b: attacks.multiscale_spectral_distance(a, b).sum(),
+                            argnums=1))
+    x = jnp.asarray(WAVES[:2])
+    silence = jnp.zeros_like(x)
+    np.testing.assert_array_equal(np.asarray(distance(x, x)), 0.0)
+    assert np.all(np.asarray(distance(x, x + 1e-3)) > 0.0)
+    for clean in (x, silence):  # at x_adv == x, and on digital silence
+        g = np.asarray(grad(clean, clean))
+        assert np.all(np.isfinite(g))
+
+
+# --------------------------------------------------------------------------------------------
+# Sharding (single device here; several devices in test_attacks_sharding.py)
+# --------------------------------------------------------------------------------------------
+
+
+def test_sharded_on_one_device_is_a_no_op(pgd_result):
+    if len(jax.devices()) != 1:
+        pytest.skip("single-device check")
+    r = attacks.sharded(attacks.pgd)(logits_fn, WAVES, LABELS, key=KEYS, **FAST)
+    np.testing.assert_array_equal(np.asarray(r.adversarial), np.asarray(pgd_result.adversarial))
+
+
+# --------------------------------------------------------------------------------------------
+# Compilation cache
+# --------------------------------------------------------------------------------------------
+
+
+def test_compiled_attacks_are_cached_per_logits_fn_and_config():
+    a = attacks.make_attack("pgd", logits_fn, random_start=True)
+    assert attacks.make_attack("pgd", logits_fn, random_start=True) is a
+    assert attacks.make_attack("pgd", logits_fn, random_start=False) is not a
+    assert attacks.make_attack("pgd", binary_logits_fn, random_start=True) is not a
+
+
+class _UnhashableModel:
+    __hash__ = None  # e.g. a dataclass with eq=True
+
+    def __call__(self, waves):
+        return logits_fn(waves)
+
+
+def test_unhashable_logits_fn_works_uncached():
+    r = attacks.fgsm(_UnhashableModel(), WAVES, LABELS, eps=1e-2)
+    np.testing.assert_array_equal(
+        np.asarray(r.success), np.asarray(attacks.fgsm(logits_fn, WAVES, LABELS,
+                                                       eps=1e-2).success))
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input
+# --------------------------------------------------------------------------------------------
+
+
+def _pgd(**overrides):
+    kwargs = dict(x=WAVES, labels=LABELS, key=jax.random.key(0), **FAST)
+    kwargs.update(overrides)
+    x, labels = kwargs.pop("x"), kwargs.pop("labels")
+    return attacks.pgd(logits_fn, x, labels, **kwargs)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_waves_rejected(bad):
+    waves = WAVES.copy()
+    waves[1, 100] = bad
+    with pytest.raises(ValueError, match="NaN/Inf"):
+        _pgd(x=waves)
+
+
+def test_out_of_range_waves_rejected():
+    with pytest.raises(ValueError, match="outside the bounds"):
+        _pgd(x=WAVES * 2.0)
+
+
+@pytest.mark.parametrize("name,value", [
+    ("eps", 0.0), ("eps", -1e-3), ("learning_rate", 0.0), ("learning_rate", -1.0),
+    ("max_iterations", 0), ("eps", float("nan")),
+])
+def test_bad_hyperparameters_rejected(name, value):
+    with pytest.raises(ValueError, match=name):
+        _pgd(**{name: value})
+
+
+def test_bad_cw_hyperparameters_rejected():
+    for name in ("clip_eps", "alpha", "learning_rate"):
+        with pytest.raises(ValueError, match=name):
+            attacks.carlini_wagner(logits_fn, WAVES, LABELS, target=None, **{name: 0.0})
+    with pytest.raises(ValueError, match="max_iterations"):
+        attacks.carlini_wagner(logits_fn, WAVES, LABELS, target=None, max_iterations=0)
+    with pytest.raises(ValueError, match="eps"):
+        attacks.fgsm(logits_fn, WAVES, LABELS, eps=0.0)
+    with pytest.raises(ValueError, match="epsilons"):
+        attacks.fgsm_sweep(logits_fn, WAVES, LABELS, epsilons=[0.1, -0.1])
+
+
+def test_bad_targets_rejected():
+    with pytest.raises(ValueError, match="target must be class indices"):
+        _pgd(target=NUM_CLASSES)
+    with pytest.raises(ValueError, match="target must be class indices"):
+        _pgd(target=-1)
+    with pytest.raises(ValueError, match="equals the true label"):
+        _pgd(target=int(LABELS[0]))
+    with pytest.raises(ValueError, match="equals the true label"):
+        _pgd(target=LABELS)
+    with pytest.raises(ValueError, match="shape"):
+        _pgd(target=np.zeros(3, np.int32))
+    with pytest.raises(ValueError, match="target must be None"):
+        _pgd(target="closest")
+    with pytest.raises(ValueError, match="key is required"):
+        attacks.carlini_wagner(logits_fn, WAVES, LABELS, target="random")
+
+
+def test_bad_labels_rejected():
+    with pytest.raises(ValueError, match="labels"):
+        _pgd(labels=np.full(len(WAVES), NUM_CLASSES))
+    with pytest.raises(ValueError, match="labels"):
+        _pgd(labels=LABELS[:2])
+    with pytest.raises(ValueError, match="0 or 1"):
+        attacks.pgd(binary_logits_fn, WAVES, np.full(len(WAVES), 2), key=jax.random.key(0),
+                    decision="sigmoid")
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        attacks.pgd(binary_logits_fn, WAVES, np.zeros(len(WAVES), int), key=jax.random.key(0))
+
+
+def test_too_short_waves_rejected():
+    with pytest.raises(ValueError, match="too short"):
+        _pgd(x=WAVES[:, :1024])
+    with pytest.raises(ValueError, match="too short"):
+        _pgd(x=WAVES, min_samples=NUM_SAMPLES + 1)
+    with pytest.raises(ValueError, match="multi-scale"):
+        attacks.multiscale_carlini_wagner(logits_fn, WAVES[:, :1024], LABELS, target=None,
+                                          min_samples=256)
+
+
+def test_missing_key_and_bad_options_rejected():
+    with pytest.raises(ValueError, match="key is required"):
+        attacks.pgd(logits_fn, WAVES, LABELS, key=None)
+    with pytest.raises(ValueError, match="domain"):
+        _pgd(domain="mel")
+    with pytest.raises(ValueError, match="decision"):
+        _pgd(decision="argmax")
+    with pytest.raises(ValueError, match="snr_db"):
+        _pgd(snr_db=float("inf"))
+    with pytest.raises(ValueError, match="waveforms"):
+        _pgd(x=WAVES[:, None, :])

@@ -1,0 +1,231 @@
+"""Properties of the evaluation metrics (SNR, accuracy, lwlrap, ROC-AUC, confusion, frames)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.metrics import label_ranking_average_precision_score, roc_auc_score
+
+from jaxaudio.metrics import (
+    accuracy,
+    confusion_matrix,
+    frame_accuracy,
+    lwlrap,
+    lwlrap_per_class,
+    roc_auc_macro,
+    snr_db,
+)
+
+RNG = np.random.default_rng(0)
+
+
+# ----------------------------------------------------------------------------- SNR
+
+
+def _clips(batch=3, n=10000, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-0.5, 0.5, (batch, n))
+    return x, x + 1e-3 * rng.standard_normal((batch, n))
+
+
+def test_snr_of_a_scaled_copy_is_known():
+    x, _ = _clips()
+    # x_adv = 1.1 x  ->  ||x|| / ||x - x_adv|| = 10  ->  20 dB
+    np.testing.assert_allclose(snr_db(x, 1.1 * x), 20.0, atol=1e-9)
+
+
+def test_snr_is_invariant_to_scaling_both_signals():
+    x, x_adv = _clips()
+    np.testing.assert_allclose(snr_db(3.0 * x, 3.0 * x_adv), snr_db(x, x_adv), atol=1e-9)
+
+
+def test_snr_is_inf_for_identical_signals_and_batch_equals_single():
+    x, x_adv = _clips()
+    x_adv[1] = x[1]
+    snr = snr_db(x, x_adv)
+    assert snr.shape == (3,) and snr[1] == np.inf and np.all(np.isfinite(snr[[0, 2]]))
+    for i in range(3):
+        assert snr_db(x[i], x_adv[i]) == snr[i]
+
+
+def test_snr_ignores_the_trimmed_edges():
+    x, _ = _clips(batch=1)
+    x_adv = x.copy()
+    x_adv[:, :2048] += 0.1  # only inside the first 2048 samples
+    x_adv[:, -2048:] -= 0.1
+    assert snr_db(x, x_adv)[0] == np.inf
+    assert np.isfinite(snr_db(x, x_adv, trim=0)[0])
+    x_adv[:, 2048] += 0.1  # first measured sample
+    assert np.isfinite(snr_db(x, x_adv)[0])
+
+
+def test_snr_of_short_clips_uses_the_whole_clip():
+    x = np.linspace(-0.5, 0.5, 4096)
+    x_adv = x.copy()
+    x_adv[0] += 0.01  # would be trimmed away if 2048 were cut at each end
+    assert np.isfinite(snr_db(x, x_adv))
+    np.testing.assert_allclose(snr_db(x, x_adv), snr_db(x, x_adv, trim=0))
+
+
+def test_snr_of_silence_with_noise_is_minus_inf():
+    assert snr_db(np.zeros(100), np.full(100, 0.1), trim=0) == -np.inf
+    assert snr_db(np.zeros(100), np.zeros(100), trim=0) == np.inf
+
+
+def test_snr_in_jax_matches_numpy_and_has_finite_gradients():
+    x, x_adv = _clips(batch=2, n=5000)
+    x_adv[1] = x[1]
+    got = jax.jit(snr_db)(jnp.asarray(x, jnp.float32), jnp.asarray(x_adv, jnp.float32))
+    assert isinstance(got, jax.Array)
+    np.testing.assert_allclose(np.asarray(got)[0], snr_db(x, x_adv)[0], rtol=1e-3)
+    assert np.asarray(got)[1] == np.inf
+    grad = jax.grad(lambda a: jnp.sum(jnp.where(jnp.isfinite(s := snr_db(jnp.asarray(x), a)),
+                                                s, 0.0)))(jnp.asarray(x_adv, jnp.float32))
+    assert np.all(np.isfinite(np.asarray(grad)))
+
+
+def test_snr_rejects_bad_input():
+    with pytest.raises(ValueError, match="same shape"):
+        snr_db(np.zeros(10), np.zeros(11))
+    with pytest.raises(ValueError, match="trim"):
+        snr_db(np.zeros(10), np.zeros(10), trim=-1)
+    with pytest.raises(ValueError, match="n > 0"):
+        snr_db(np.zeros((2, 0)), np.zeros((2, 0)))
+
+
+# ----------------------------------------------------------------------------- accuracy
+
+
+def test_accuracy_from_logits_equals_accuracy_from_predictions():
+    logits = RNG.standard_normal((50, 4))
+    labels = RNG.integers(0, 4, 50)
+    pred = logits.argmax(-1)
+    assert accuracy(logits, labels) == accuracy(pred, labels) == np.mean(pred == labels)
+    assert accuracy(labels, labels) == 1.0
+
+
+def test_accuracy_rejects_mismatched_or_empty_input():
+    with pytest.raises(ValueError, match="logits_or_pred"):
+        accuracy(np.zeros((5, 3)), np.zeros(4, int))
+    with pytest.raises(ValueError, match="empty"):
+        accuracy(np.zeros((0, 3)), np.zeros(0, int))
+
+
+# ----------------------------------------------------------------------------- lwlrap
+
+
+def _reference_lwlrap(targets, scores):
+    """Per-sample recipe of the DCASE 2019 task 2 baseline (no ties assumed)."""
+    precisions, classes = [], []
+    for truth, score in zip(targets, scores):
+        positives = np.flatnonzero(truth)
+        if len(positives) == 0:
+            continue
+        order = np.argsort(-score)
+        rank = np.empty(len(score), int)
+        rank[order] = np.arange(1, len(score) + 1)
+        hits_at_rank = np.cumsum(truth[order] > 0)  # hits among the top r, r = 1..C
+        for c in positives:
+            precisions.append(hits_at_rank[rank[c] - 1] / rank[c])
+            classes.append(c)
+    precisions, classes = np.array(precisions), np.array(classes)
+    per_class = np.array([precisions[classes == c].mean() if np.any(classes == c) else 0.0
+                          for c in range(targets.shape[1])])
+    weights = np.bincount(classes, minlength=targets.shape[1]) / len(classes)
+    return float(precisions.mean()), per_class, weights
+
+
+def test_lwlrap_matches_a_per_sample_reference_implementation():
+    targets = (RNG.random((300, 10)) < 0.2).astype(np.float32)
+    targets[:5] = 0  # samples without labels are ignored
+    scores = RNG.standard_normal((300, 10))
+    expected, per_class, weights = _reference_lwlrap(targets, scores)
+    assert lwlrap(targets, scores) == pytest.approx(expected, abs=1e-12)
+    got_per_class, got_weights = lwlrap_per_class(targets, scores)
+    np.testing.assert_allclose(got_per_class, per_class, atol=1e-12)
+    np.testing.assert_allclose(got_weights, weights, atol=1e-12)
+    assert np.sum(got_per_class * got_weights) == pytest.approx(expected, abs=1e-12)
+
+
+def test_lwlrap_equals_sklearn_lrap_with_one_positive_per_sample_even_with_ties():
+    labels = RNG.integers(0, 6, 200)
+    targets = np.eye(6)[labels]
+    scores = RNG.integers(0, 3, (200, 6)).astype(float)  # many ties
+    assert lwlrap(targets, scores) == pytest.approx(
+        label_ranking_average_precision_score(targets, scores), abs=1e-12)
+
+
+def test_lwlrap_is_one_for_a_perfect_ranking_and_invariant_to_monotone_maps():
+    targets = (RNG.random((40, 5)) < 0.4).astype(int)
+    targets[:, 0] = 1
+    assert lwlrap(targets, targets + 0.1 * RNG.random((40, 5))) == 1.0
+    scores = RNG.standard_normal((40, 5))
+    assert lwlrap(targets, np.exp(3 * scores)) == pytest.approx(lwlrap(targets, scores))
+
+
+def test_lwlrap_rejects_bad_input():
+    with pytest.raises(ValueError, match="shape"):
+        lwlrap(np.zeros((3, 2)), np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="0/1"):
+        lwlrap(np.full((3, 2), 0.5), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="finite"):
+        lwlrap(np.eye(2), np.array([[np.nan, 0], [0, 1]]))
+    with pytest.raises(ValueError, match="no positive"):
+        lwlrap(np.zeros((3, 2)), np.zeros((3, 2)))
+
+
+# ----------------------------------------------------------------------------- ROC-AUC
+
+
+def test_roc_auc_macro_skips_classes_with_one_value():
+    targets = (RNG.random((60, 4)) < 0.5).astype(int)
+    targets[:, 2] = 0  # never positive: skipped
+    scores = RNG.standard_normal((60, 4)) + targets
+    expected = np.mean([roc_auc_score(targets[:, k], scores[:, k]) for k in (0, 1, 3)])
+    assert roc_auc_macro(targets, scores) == pytest.approx(expected)
+
+
+def test_roc_auc_macro_accepts_class_indices_and_is_one_when_perfect():
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    assert roc_auc_macro(labels, np.eye(3)[labels]) == 1.0
+    assert np.isnan(roc_auc_macro(np.ones((4, 2)), RNG.random((4, 2))))
+    with pytest.raises(ValueError, match="class indices"):
+        roc_auc_macro(np.array([0, 3]), np.zeros((2, 3)))
+
+
+# ----------------------------------------------------------------------------- confusion
+
+
+def test_confusion_matrix_counts_sum_to_class_sizes():
+    true = RNG.integers(0, 5, 100)
+    pred = RNG.integers(0, 5, 100)
+    cm = confusion_matrix(true, pred, 5)
+    assert cm.shape == (5, 5) and cm.sum() == 100
+    np.testing.assert_array_equal(cm.sum(1), np.bincount(true, minlength=5))
+    np.testing.assert_array_equal(cm.sum(0), np.bincount(pred, minlength=5))
+    assert np.trace(cm) / 100 == accuracy(pred, true)
+
+
+def test_confusion_matrix_rejects_out_of_range_classes():
+    with pytest.raises(ValueError, match="pred"):
+        confusion_matrix([0, 1], [0, 5], 3)
+    with pytest.raises(ValueError, match="true"):
+        confusion_matrix([-1, 1], [0, 1], 3)
+    with pytest.raises(ValueError, match="num_classes"):
+        confusion_matrix([0], [0], 0)
+
+
+# ----------------------------------------------------------------------------- frames
+
+
+def test_frame_accuracy_thresholds_and_concatenates_songs():
+    probs = [np.array([0.9, 0.2, 0.6]), np.array([0.4])]
+    labels = [np.array([1, 0, 0]), np.array([1])]
+    assert frame_accuracy(probs, labels) == 0.5
+    assert frame_accuracy(probs, labels, threshold=0.3) == 0.75
+    with pytest.raises(ValueError, match="same shape"):
+        frame_accuracy(np.zeros(3), np.zeros(4))
+    with pytest.raises(ValueError, match="0/1"):
+        frame_accuracy(np.zeros(3), np.full(3, 0.5))
