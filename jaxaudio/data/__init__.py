@@ -1,0 +1,17 @@
+"""Audio I/O, embedded synthetic datasets, real dataset loaders, windowing, label corruption."""
+
+from jaxaudio.data.audio import load_audio, quantize_pcm16, save_wav
+from jaxaudio.data.corruption import corrupt_labels, corrupt_multilabel, pair_flip
+from jaxaudio.data.fsdkaggle import FSDKAGGLE2019_LABELS, fsdkaggle_split, load_fsdkaggle2019
+from jaxaudio.data.jamendo import load_jamendo
+from jaxaudio.data.synth_instruments import make_synth_instruments
+from jaxaudio.data.synth_voice import make_synth_voice
+from jaxaudio.data.types import INSTRUMENT_LABELS, ClipDataset, SongDataset
+from jaxaudio.data.windowing import window, window_dataset
+
+__all__ = [
+    "FSDKAGGLE2019_LABELS", "INSTRUMENT_LABELS", "ClipDataset", "SongDataset",
+    "corrupt_labels", "corrupt_multilabel", "fsdkaggle_split", "load_audio", "load_fsdkaggle2019",
+    "load_jamendo", "make_synth_instruments", "make_synth_voice", "pair_flip", "quantize_pcm16",
+    "save_wav", "window", "window_dataset",
+]

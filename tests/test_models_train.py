@@ -1,0 +1,118 @@
+"""Classifier bundle, Orbax persistence, training determinism and resume."""
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+
+from jaxaudio import frontend as fe
+from jaxaudio import tasks
+from jaxaudio.models import CheckpointError, Classifier, init_classifier
+from jaxaudio.train import ClipExcerpts, TrainConfig, train
+
+FRONTEND = fe.FrontendConfig(n_fft=256, hop_length=128, n_mels=16)
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier():
+    return init_classifier(model_name="avgpool_cnn", model_kwargs={"num_classes": 3, "width": 4},
+                           frontend=FRONTEND, label_names=("a", "b", "c"), task="multiclass",
+                           excerpt_frames=16, key=jax.random.key(0))
+
+
+@pytest.fixture(scope="module")
+def tiny_source(tiny_classifier):
+    rng = np.random.default_rng(0)
+    t = np.arange(3000) / 16000
+    waves, labels = [], []
+    for i in range(24):
+        k = i % 3
+        waves.append((0.3 * np.sin(2 * np.pi * (300 + 900 * k) * t)
+                      + 0.01 * rng.standard_normal(len(t))).astype(np.float32))
+        labels.append(k)
+    targets = np.eye(3, dtype=np.float32)[labels]
+    return ClipExcerpts(waves=waves, targets=targets,
+                        excerpt_samples=tiny_classifier.excerpt_samples)
+
+
+CONFIG = TrainConfig(epochs=2, batch_size=8, seed=3, stats_excerpts=24)
+
+
+def _params(clf):
+    return jax.tree_util.tree_leaves(jax.device_get(clf.variables))
+
+
+def test_resume_after_kill_gives_identical_parameters(tmp_path, tiny_classifier, tiny_source):
+    full = train(tiny_classifier, tiny_source, CONFIG, out_dir=tmp_path / "full", progress=False)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_first_epoch(epoch, row):
+        if epoch == 0:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(tiny_classifier, tiny_source, CONFIG, out_dir=tmp_path / "run", progress=False,
+              on_epoch_end=kill_after_first_epoch)
+    resumed = train(tiny_classifier, tiny_source, CONFIG, out_dir=tmp_path / "run",
+                    resume=True, progress=False)
+    assert resumed.resumed_from == 0
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+    for a, b in zip(_params(full.classifier), _params(resumed.classifier)):
+        np.testing.assert_array_equal(a, b)
+    # and training changed something
+    assert any(not np.array_equal(a, b) for a, b in
+               zip(_params(tiny_classifier), _params(full.classifier)))
+
+
+def test_save_load_roundtrip_and_logits(tmp_path, tiny_classifier):
+    waves = np.random.default_rng(0).uniform(-0.5, 0.5, (2, 3000)).astype(np.float32)
+    path = tiny_classifier.save(tmp_path / "model")
+    loaded = Classifier.load(path)
+    np.testing.assert_allclose(loaded.logits(waves), tiny_classifier.logits(waves), atol=1e-6)
+    assert loaded.label_names == tiny_classifier.label_names
+    grads = jax.grad(lambda w: loaded.logits_fn(w).sum())(waves)
+    assert np.all(np.isfinite(np.asarray(grads)))
+
+
+def test_corrupt_checkpoint_gives_clear_error(tmp_path, tiny_classifier):
+    path = tiny_classifier.save(tmp_path / "model")
+    for f in (path / "variables").rglob("*"):
+        if f.is_file() and f.stat().st_size > 0 and f.suffix != ".json":
+            f.write_bytes(b"garbage" * 3)
+    with pytest.raises(CheckpointError, match="corrupt"):
+        Classifier.load(path)
+    with pytest.raises(CheckpointError, match="missing"):
+        Classifier.load(tmp_path / "nowhere")
+
+
+def test_bad_waves_rejected(tiny_classifier):
+    bad = np.zeros((1, 3000), np.float32)
+    bad[0, 5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        tiny_classifier.logits(bad)
+    with pytest.raises(ValueError, match="shape"):
+        tiny_classifier.logits(np.zeros(3000, np.float32))
+
+
+def test_bad_train_config():
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="unknown loss"):
+        TrainConfig(loss="hinge")
+    with pytest.raises(ValueError, match="unknown dataset"):
+        tasks.task_of("mnist")
+
+
+def test_voice_detector_shapes_and_zero_mean_first_layer():
+    clf = tasks.new_classifier("voice", tasks.preset("voice", "smoke"), seed=0)
+    waves = np.zeros((2, clf.excerpt_samples), np.float32)
+    assert clf.logits(waves).shape == (2, 1)
+    # zero-mean first conv: the detector ignores a constant offset of the log spectrogram
+    feats = np.random.default_rng(0).standard_normal((1, 80, 115)).astype(np.float32)
+    shifted = feats + 3.0 * clf.std[None, :, None]  # +3 after standardisation in every band
+    a = np.asarray(clf.feature_logits(feats))
+    b = np.asarray(clf.feature_logits(shifted))
+    np.testing.assert_allclose(a, b, atol=1e-4)
