@@ -18,7 +18,6 @@ def _add_data_args(p: argparse.ArgumentParser, *, required: bool) -> None:
     from jaxaudio.tasks import DATASETS, PRESETS
 
     p.add_argument("--dataset", choices=DATASETS, required=required,
-                   default=None if required else None,
                    help="synthetic (embedded, default data) or real dataset")
     p.add_argument("--data", default=None, help="root folder of a real dataset")
     p.add_argument("--preset", choices=PRESETS, default="demo", help="sizes (default: demo)")

@@ -282,8 +282,6 @@ def train(classifier: Classifier, source: ExampleSource, config: TrainConfig, *,
         stats = json.loads(norm_path.read_text())
         mean, std = np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
     else:
-        if resume and checkpoints is not None and latest is None:
-            pass  # nothing to resume: start from scratch
         mean, std = measure_band_statistics(classifier, source, seed=config.seed,
                                             max_excerpts=config.stats_excerpts)
         if norm_path is not None:
