@@ -2,16 +2,30 @@
 
     jaxaudio train --dataset synth-instruments --out runs/inst [--preset demo] [--resume]
     jaxaudio evaluate --model runs/inst/model [--dataset synth-instruments] [--data PATH]
-    jaxaudio demo --out runs/demo
+    jaxaudio attack --preset demo --out runs/attacks      (study 1, REFERENCE.md §1)
+    jaxaudio noise  --preset demo --out runs/noise        (study 2, REFERENCE.md §2)
+    jaxaudio audit  --preset demo --out runs/audit        (study 3, REFERENCE.md §3)
+    jaxaudio demo --out runs/demo                         (foundation + all three studies)
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import pathlib
 import sys
 import time
+
+
+#: The studies: (command, module in jaxaudio.studies, help, foundation model the demo reuses).
+#: The demo passes ``model=<demo>/foundation/<that>/model`` to the study's ``run`` (or None).
+STUDY_COMMANDS: tuple[tuple[str, str, str, str | None], ...] = (
+)
+
+
+def _study(module: str):
+    return importlib.import_module(f"jaxaudio.studies.{module}")
 
 
 def _add_data_args(p: argparse.ArgumentParser, *, required: bool) -> None:
@@ -72,22 +86,37 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """Train and evaluate both tasks on the synthetic data; write results and the report."""
+    """Train and evaluate both tasks on the synthetic data, then run every study.
+
+    Layout under ``--out``: ``foundation/`` (the two trained classifiers, their metrics and
+    report), one folder per study, and ``index.html`` linking all reports.
+    """
     from jaxaudio import report
 
     out = pathlib.Path(args.out)
+    foundation = out / "foundation"
     results = {"study": "foundation", "preset": args.preset}
     for dataset, name in (("synth-instruments", "instruments"), ("synth-voice", "voice")):
-        run_dir = out / name
+        run_dir = foundation / name
         ns = argparse.Namespace(dataset=dataset, data=None, preset=args.preset, seed=args.seed,
                                 out=str(run_dir), epochs=None, resume=True)
         cmd_train(ns)
         m = json.loads((run_dir / "metrics.json").read_text())
         results[name] = {k: v for k, v in m.items() if k != "history"}
-        _plot_history(m["history"], out / "figures" / f"{name}_training.png", name)
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    path = report.write_report(out, title="jaxaudio demo")
-    print(f"report: {path}")
+        _plot_history(m["history"], foundation / "figures" / f"{name}_training.png", name)
+    (foundation / "results.json").write_text(json.dumps(results, indent=2))
+    reports = {"foundation: training and evaluation": report.write_report(
+        foundation, title="jaxaudio demo: foundation")}
+    only = set(args.only) if args.only else None
+    for command, module, help_text, reuse in STUDY_COMMANDS:
+        if only is not None and command not in only:
+            continue
+        model = foundation / reuse / "model" if reuse else None
+        print(f"== {command}: {help_text}", flush=True)
+        _study(module).run(out=out / command, preset=args.preset, seed=args.seed, model=model)
+        reports[f"{command}: {help_text}"] = out / command / "report.html"
+    index = report.combine_reports(out, reports, title="jaxaudio demo")
+    print(f"report: {index}")
     return 0
 
 
@@ -130,7 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--preset", default="demo", choices=("smoke", "demo", "paper"))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--only", nargs="*", default=None, metavar="STUDY",
+                   help="run only these studies after the foundation (default: all)")
     p.set_defaults(func=cmd_demo)
+
+    for command, module, help_text, _ in STUDY_COMMANDS:
+        study = _study(module)
+        p = sub.add_parser(command, help=help_text)
+        study.add_arguments(p)
+        p.set_defaults(func=study.run_from_args)
     return parser
 
 
