@@ -246,6 +246,24 @@ def test_snr_definition():
         np.asarray(attacks.snr_db(spec, spec * 1.1)), np.full(2, 20.0), rtol=1e-4)
 
 
+def test_attack_snr_is_the_metrics_snr():
+    from jaxaudio import metrics
+
+    x = WAVES
+    x_adv = np.clip(WAVES + 1e-3 * np.random.default_rng(3).normal(size=WAVES.shape), -1, 1)
+    x_adv[2] = x[2]
+    for margin in (0, 1024, 2048):
+        got = np.asarray(attacks.snr_db(jnp.asarray(x), jnp.asarray(x_adv, jnp.float32),
+                                        margin=margin))
+        want = metrics.snr_db(x, x_adv.astype(np.float32), trim=margin)
+        np.testing.assert_allclose(got, want, rtol=1e-4)
+    # spectrogram-like examples: all elements, no trimming
+    spec, spec_adv = x.reshape(4, 64, 64), x_adv.reshape(4, 64, 64)
+    np.testing.assert_allclose(np.asarray(attacks.snr_db(spec, spec_adv)),
+                               metrics.snr_db(spec.reshape(4, -1), spec_adv.reshape(4, -1),
+                                              trim=0), rtol=1e-4)
+
+
 def test_pgd_snr_budget_is_kept():
     waves = make_waves(8192, seed=1)  # longer than 4096: SNR leaves out 2048 samples each side
     labels = np.asarray(jnp.argmax(logits_fn(waves), -1))
@@ -374,6 +392,58 @@ def test_unhashable_logits_fn_works_uncached():
     np.testing.assert_array_equal(
         np.asarray(r.success), np.asarray(attacks.fgsm(logits_fn, WAVES, LABELS,
                                                        eps=1e-2).success))
+
+
+# --------------------------------------------------------------------------------------------
+# Early stopping with slot refill (a queue of examples through fewer parallel slots)
+# --------------------------------------------------------------------------------------------
+
+
+def _assert_same_results(a, b):
+    np.testing.assert_allclose(np.asarray(a.adversarial), np.asarray(b.adversarial), atol=1e-7,
+                               rtol=0)
+    np.testing.assert_array_equal(np.asarray(a.iterations), np.asarray(b.iterations))
+    np.testing.assert_array_equal(np.asarray(a.success), np.asarray(b.success))
+    np.testing.assert_array_equal(np.asarray(a.adversarial_prediction),
+                                  np.asarray(b.adversarial_prediction))
+    np.testing.assert_array_equal(np.asarray(a.target), np.asarray(b.target))
+
+
+@pytest.mark.parametrize("slots", [1, 3])
+def test_slot_refill_equals_running_each_example_alone(pgd_result, slots):
+    # pgd_result equals the examples run one by one (test_batch_equals_single).
+    refilled = attacks.pgd(logits_fn, WAVES, LABELS, key=KEYS, slots=slots, **FAST)
+    _assert_same_results(refilled, pgd_result)
+
+
+def test_slot_refill_with_random_targets_and_unfinished_examples():
+    # Few iterations: some examples never succeed and must be written out at max_iterations.
+    kwargs = dict(target="random", key=KEYS, **dict(FAST_CW, max_iterations=6))
+    plain = attacks.carlini_wagner(logits_fn, WAVES, LABELS, **kwargs)
+    refilled = attacks.carlini_wagner(logits_fn, WAVES, LABELS, slots=2, **kwargs)
+    _assert_same_results(refilled, plain)
+    assert not np.all(np.asarray(plain.success)), "want at least one unfinished example"
+
+
+def test_slot_refill_needs_fewer_loop_steps_than_waiting_for_the_slowest(pgd_result):
+    hyper = core.Hyperparameters.create(learning_rate=FAST["learning_rate"], eps=FAST["eps"],
+                                        max_iterations=FAST["max_iterations"])
+    prepared = core.prepare_inputs(logits_fn, WAVES, LABELS, key=KEYS, need_key=True)
+    fn = attacks.make_attack("pgd", logits_fn, slots=2, random_start=True)
+    result, loop_steps = fn(prepared.x, prepared.labels, prepared.targets, prepared.keys, hyper)
+    _assert_same_results(result, pgd_result)
+    need = core.useful_steps(result.iterations, FAST["max_iterations"])
+    # Two slots, examples 0,1 first: no slot can do more work than the queue holds, and the
+    # queue never takes longer than running the two halves as separate plain batches.
+    assert need.sum() <= 2 * int(loop_steps)
+    assert int(loop_steps) <= need[:2].max() + need[2:].max()
+    assert int(loop_steps) >= int(np.ceil(need.sum() / 2))
+
+
+def test_bad_slots_rejected():
+    for bad in (0, -1, 1.5, "2"):
+        with pytest.raises(ValueError, match="slots"):
+            _pgd(slots=bad)
 
 
 # --------------------------------------------------------------------------------------------

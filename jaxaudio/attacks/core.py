@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxaudio import metrics
 from jaxaudio.attacks import losses
 
 __all__ = [
@@ -70,6 +71,10 @@ __all__ = [
     "step",
     "finalize",
     "attack_example",
+    "QueueState",
+    "attack_queue",
+    "check_slots",
+    "useful_steps",
     "compile_attack",
     "clear_cache",
     "example_keys",
@@ -447,14 +452,15 @@ def _region_energy(a, margin: int):
 def snr_db_example(x, x_adv, *, margin: int = 2048):
     """SNR of one example in dB: ``20 log10(||x|| / ||x - x_adv||)`` over its SNR region.
 
-    ``inf`` when ``x_adv == x`` over the region, ``-inf`` when ``x`` is silent there but the
-    perturbation is not.
+    The one implementation is :func:`jaxaudio.metrics.snr_db` (called here with
+    ``trim=margin`` for a waveform ``(samples,)``, ``trim=0`` over all elements of a
+    multi-axis example such as a spectrogram). ``inf`` when ``x_adv == x`` over the region,
+    ``-inf`` when ``x`` is silent there but the perturbation is not.
     """
     x = jnp.asarray(x, jnp.float32)
-    noise = _region_energy(x - jnp.asarray(x_adv, jnp.float32), margin)
-    signal = _region_energy(x, margin)
-    value = 10.0 * (jnp.log10(signal) - jnp.log10(noise))
-    return jnp.where(noise == 0, jnp.inf, value)
+    x_adv = jnp.asarray(x_adv, jnp.float32)
+    trim = int(margin) if x.ndim == 1 else 0
+    return metrics.snr_db(x.reshape(-1), x_adv.reshape(-1), trim=trim)
 
 
 def snr_db(x, x_adv, *, margin: int = 2048):
@@ -463,7 +469,8 @@ def snr_db(x, x_adv, *, margin: int = 2048):
     For waveforms ``(batch, samples)`` the first and last ``margin`` samples are left out
     (REFERENCE.md §1: 2048 samples), unless the clip has at most ``2 * margin`` samples, in which
     case the whole clip is used. Examples with more than one axis (spectrograms) always use all
-    elements. Returns float32 ``(batch,)``.
+    elements. Returns float32 ``(batch,)``. Same values as :func:`jaxaudio.metrics.snr_db`
+    (which it calls), in jax arrays.
     """
     return jax.vmap(functools.partial(snr_db_example, margin=margin))(x, x_adv)
 
@@ -575,6 +582,113 @@ def attack_example(spec: AttackSpec, logits_fn: LogitsFn, x, goal: Goal, key, *,
     return finalize(spec, logits_fn, x, goal, state, config)
 
 
+class QueueState(NamedTuple):
+    """Carry of :func:`attack_queue`: ``slots`` examples in flight, the rest waiting or done.
+
+    Attributes:
+      slot_index: int32 ``(slots,)``: the example each slot works on; ``num_examples`` = empty.
+      next_index: int32, the first example not yet loaded into a slot.
+      loop_steps: int32, iterations of the batched loop so far (each runs every slot once).
+      x: ``(slots, ...)`` the examples in the slots.
+      goal: :class:`Goal` of the examples in the slots.
+      state: :class:`LoopState` batched over the slots.
+      done: :class:`LoopState` (without ``opt_state``) batched over all examples: the final
+        state of every example that has finished.
+    """
+
+    slot_index: Array
+    next_index: Array
+    loop_steps: Array
+    x: Array
+    goal: Goal
+    state: LoopState
+    done: LoopState
+
+
+def _batch_where(mask, new, old):
+    """``where(mask[i], new[i], old[i])`` leaf by leaf, ``mask`` of shape ``(batch,)``."""
+    def one(a, b):
+        return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b)
+
+    return jax.tree.map(one, new, old)
+
+
+def attack_queue(spec: AttackSpec, logits_fn: LogitsFn, x, goal: Goal, keys, *, slots: int,
+                 max_iterations, config: AttackConfig):
+    """Run the attack on a batch of ``N`` examples through ``slots`` parallel slots, refilling.
+
+    With early stopping, a plain batch keeps iterating until its slowest example finishes and
+    every finished example's slot idles (masked) until then. Here the batch is a queue: one
+    :func:`jax.lax.while_loop` steps all slots at once (the same vmapped :func:`step`); after
+    each step, every slot whose example has finished (adversarial with ``early_stop``, or
+    ``max_iterations`` steps done) writes that example's final :class:`LoopState` out and is
+    loaded with the next waiting example (:func:`init_state`). Each example still runs its own
+    trajectory from its own start, so the results equal those of :func:`attack_example` run on
+    every example alone. :func:`finalize` runs once per example after the loop.
+
+    Args:
+      x: ``(N, ...)``; ``goal``: :class:`Goal` of ``(N,)`` arrays; ``keys``: ``(N,)`` start keys.
+      slots: static number of slots (clamped to ``N``).
+
+    Returns:
+      ``(AttackResult, loop_steps)``: per-example results ``(N, ...)`` and the number of batched
+      loop iterations (int32) — the work done is ``slots * loop_steps`` example-steps.
+    """
+    n = x.shape[0]
+    slots = max(1, min(int(slots), n))
+    init_batch = jax.vmap(lambda xi, ki: init_state(spec, xi, ki, max_iterations=max_iterations))
+    step_batch = jax.vmap(lambda xi, gi, si: step(spec, logits_fn, xi, gi, si, config))
+    def gather(tree, index):
+        return jax.tree.map(lambda a: a[index], tree)
+
+    first = jnp.arange(slots, dtype=jnp.int32)
+    state0 = init_batch(x[:slots], keys[:slots])
+    no_opt = state0._replace(opt_state=None)
+    done0 = jax.tree.map(lambda a: jnp.zeros((n,) + a.shape[1:], a.dtype), no_opt)
+    carry = QueueState(slot_index=first, next_index=jnp.asarray(slots, jnp.int32),
+                       loop_steps=jnp.zeros((), jnp.int32), x=x[:slots],
+                       goal=gather(goal, first), state=state0, done=done0)
+
+    def finished(s: LoopState):
+        stop = s.step >= max_iterations
+        return stop | (s.found & config.early_stop)
+
+    def refill(c: QueueState, just_done):
+        # Slot j that just finished takes waiting example next_index + (rank of j among them).
+        rank = jnp.cumsum(just_done.astype(jnp.int32)) - 1
+        wanted = c.next_index + rank
+        load = just_done & (wanted < n)
+        index = jnp.minimum(wanted, n - 1)
+        new_x = x[index]
+        new_state = init_batch(new_x, keys[index])
+        return c._replace(
+            slot_index=jnp.where(load, wanted, jnp.where(just_done, n, c.slot_index)),
+            next_index=c.next_index + jnp.sum(load.astype(jnp.int32)),
+            x=_batch_where(load, new_x, c.x),
+            goal=_batch_where(load, gather(goal, index), c.goal),
+            state=_batch_where(load, new_state, c.state),
+        )
+
+    def cond(c: QueueState):
+        return jnp.any(c.slot_index < n)
+
+    def body(c: QueueState):
+        state = step_batch(c.x, c.goal, c.state)
+        just_done = (c.slot_index < n) & finished(state)
+        # Finished examples are written out (index n = out of range = dropped).
+        out_index = jnp.where(just_done, c.slot_index, n)
+        done = jax.tree.map(lambda buf, v: buf.at[out_index].set(v, mode="drop"), c.done,
+                            state._replace(opt_state=None))
+        c = c._replace(state=state, done=done, loop_steps=c.loop_steps + 1)
+        # Loading new examples costs a random start per slot: only when some slot is free.
+        return jax.lax.cond(jnp.any(just_done), refill, lambda c, _: c, c, just_done)
+
+    carry = jax.lax.while_loop(cond, body, carry)
+    result = jax.vmap(lambda xi, gi, si: finalize(spec, logits_fn, xi, gi, si, config))(
+        x, goal, carry.done)
+    return result, carry.loop_steps
+
+
 SpecBuilder = Callable[[AttackConfig, Hyperparameters], AttackSpec]
 
 
@@ -588,7 +702,7 @@ def _cached(cached_fn, *args):
 
 
 def compile_attack(logits_fn: LogitsFn, config: AttackConfig, build_spec: SpecBuilder,
-                   sweep: bool = False) -> Callable:
+                   sweep: bool = False, slots: Optional[int] = None) -> Callable:
     """The jitted batched core ``fn(x, labels, targets, keys, hyper) -> AttackResult``.
 
     Built once per ``(logits_fn, config, build_spec, sweep)`` and cached (up to 128 entries,
@@ -602,12 +716,27 @@ def compile_attack(logits_fn: LogitsFn, config: AttackConfig, build_spec: SpecBu
     :class:`Hyperparameters` (traced). With ``sweep=True`` the hyperparameters' ``eps`` and
     ``learning_rate`` carry a leading axis that is vmapped over, and a :class:`SweepResult` is
     returned.
+
+    With ``slots=B`` (not with ``sweep``) the batch runs as a queue through ``B`` slots that
+    are refilled as examples finish (:func:`attack_queue`), and the function returns
+    ``(AttackResult, loop_steps)``.
     """
-    return _cached(_compile_attack, logits_fn, config, build_spec, bool(sweep))
+    if slots is not None and sweep:
+        raise ValueError("slots (queue with refill) cannot be combined with an eps sweep")
+    return _cached(_compile_attack, logits_fn, config, build_spec, bool(sweep),
+                   None if slots is None else int(slots))
 
 
 @functools.lru_cache(maxsize=128)
-def _compile_attack(logits_fn, config, build_spec, sweep):
+def _compile_attack(logits_fn, config, build_spec, sweep, slots=None):
+    if slots is not None:
+        def run_queue(x, labels, targets, keys, hyper):
+            spec = build_spec(config, hyper)
+            return attack_queue(spec, logits_fn, x, Goal(labels, targets), keys, slots=slots,
+                                max_iterations=hyper.max_iterations, config=config)
+
+        return jax.jit(run_queue)
+
     def run(x, labels, targets, keys, hyper):
         spec = build_spec(config, hyper)
 
@@ -727,6 +856,28 @@ def check_max_iterations(max_iterations) -> int:
     if not ok:
         raise ValueError(f"max_iterations must be an integer >= 1, got {max_iterations!r}")
     return int(max_iterations)
+
+
+def check_slots(slots) -> Optional[int]:
+    """``slots`` as an int (or ``None``), or ``ValueError`` unless it is an integer >= 1."""
+    if slots is None:
+        return None
+    try:
+        ok = not isinstance(slots, bool) and int(slots) == slots and slots >= 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"slots must be None or an integer >= 1, got {slots!r}")
+    return int(slots)
+
+
+def useful_steps(iterations, max_iterations: int):
+    """Loop steps each example needed with early stopping: ``min(iterations + 1, max)``.
+
+    ``iterations`` is :attr:`AttackResult.iterations` (first success step, ``max_iterations``
+    when none was found); an example found at step ``k`` was evaluated ``k + 1`` times.
+    """
+    return np.minimum(np.asarray(iterations, np.int64) + 1, int(max_iterations))
 
 
 class PreparedInputs(NamedTuple):

@@ -118,7 +118,7 @@ SPEC_BUILDERS = {
 }
 
 
-def make_attack(method: str, logits_fn, **config):
+def make_attack(method: str, logits_fn, *, slots: Optional[int] = None, **config):
     """The cached, jitted batched core of ``method`` without input validation.
 
     Returns ``fn(x, labels, targets, keys, hyper) -> AttackResult`` (see
@@ -126,11 +126,15 @@ def make_attack(method: str, logits_fn, **config):
     fields. For benchmarks and inner loops that already hold validated device arrays; everyone
     else should call :func:`fgsm`, :func:`pgd`, :func:`carlini_wagner` or
     :func:`multiscale_carlini_wagner`.
+
+    With ``slots=B`` the batch runs as a refilled queue through ``B`` slots
+    (:func:`jaxaudio.attacks.core.attack_queue`) and ``fn`` returns ``(AttackResult,
+    loop_steps)``.
     """
     if method not in SPEC_BUILDERS:
         raise ValueError(f"method must be one of {sorted(SPEC_BUILDERS)}, got {method!r}")
     return core.compile_attack(logits_fn, AttackConfig(method=method, **config),
-                               SPEC_BUILDERS[method])
+                               SPEC_BUILDERS[method], slots=core.check_slots(slots))
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,7 +145,7 @@ def make_attack(method: str, logits_fn, **config):
 def _run(method, logits_fn, x, labels, *, hyper_kwargs, target, key, need_key, decision,
          threshold, output_index, domain, clip_min, clip_max, quantize_16bit, min_samples,
          early_stop, norm="linf", random_start=False, fft_sizes=losses.DEFAULT_FFT_SIZES,
-         sweep=False):
+         sweep=False, slots=None):
     if quantize_16bit and domain != "waveform":
         raise ValueError("quantize_16bit applies to waveforms (domain='waveform') only")
     prepared = core.prepare_inputs(
@@ -157,9 +161,10 @@ def _run(method, logits_fn, x, labels, *, hyper_kwargs, target, key, need_key, d
         quantize_16bit=bool(quantize_16bit), snr_margin=prepared.snr_margin,
         fft_sizes=tuple(int(n) for n in fft_sizes),
     )
-    fn = core.compile_attack(logits_fn, config, SPEC_BUILDERS[method], sweep)
+    fn = core.compile_attack(logits_fn, config, SPEC_BUILDERS[method], sweep, slots)
     hyper = Hyperparameters.create(**hyper_kwargs)
-    return fn(prepared.x, prepared.labels, prepared.targets, prepared.keys, hyper)
+    out = fn(prepared.x, prepared.labels, prepared.targets, prepared.keys, hyper)
+    return out if slots is None else out[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -239,7 +244,8 @@ def pgd(logits_fn, x, labels, *, key, eps: float = 5e-4, learning_rate: float = 
         target=None, early_stop: bool = True, decision: str = "softmax",
         threshold: float = 0.5, output_index: int = 0, domain: str = "waveform",
         clip_min: Optional[float] = None, clip_max: Optional[float] = None,
-        quantize_16bit: bool = False, min_samples: Optional[int] = None) -> AttackResult:
+        quantize_16bit: bool = False, min_samples: Optional[int] = None,
+        slots: Optional[int] = None) -> AttackResult:
     """Projected gradient descent with signed-gradient Adam (the paper's "PGDn").
 
     Uniform random start in ``[-eps, eps]``; each step ascends the cross-entropy of the true
@@ -257,6 +263,11 @@ def pgd(logits_fn, x, labels, *, key, eps: float = 5e-4, learning_rate: float = 
         (``||x||`` over the SNR region), so the result's ``snr_db >= snr_db`` ("at least 40 dB").
         With ``quantize_16bit`` this holds exactly when ``x`` is on the 16-bit grid.
       random_start: set False to start from ``delta = 0``.
+      slots: with early stopping, run the batch as a queue through this many parallel slots:
+        a slot whose example has finished is refilled with the next waiting example inside the
+        compiled loop (:func:`jaxaudio.attacks.core.attack_queue`), so finished examples do
+        not idle until the slowest one is done. Same per-example results; ``None`` (default)
+        runs the whole batch at once.
       (others as :func:`fgsm`)
 
     With ``early_stop=False`` all ``max_iterations`` steps run; ``iterations`` is still the first
@@ -266,6 +277,7 @@ def pgd(logits_fn, x, labels, *, key, eps: float = 5e-4, learning_rate: float = 
     eps = core.check_positive("eps", eps)
     learning_rate = core.check_positive("learning_rate", learning_rate)
     max_iterations = core.check_max_iterations(max_iterations)
+    slots = core.check_slots(slots)
     if snr_db is not None:
         try:
             ok = np.isfinite(float(snr_db))
@@ -281,7 +293,8 @@ def pgd(logits_fn, x, labels, *, key, eps: float = 5e-4, learning_rate: float = 
                 threshold=threshold, output_index=output_index, domain=domain,
                 clip_min=clip_min, clip_max=clip_max, quantize_16bit=quantize_16bit,
                 min_samples=min_samples, early_stop=early_stop,
-                norm="linf" if snr_db is None else "snr_l2", random_start=random_start)
+                norm="linf" if snr_db is None else "snr_l2", random_start=random_start,
+                slots=slots)
 
 
 def carlini_wagner(logits_fn, x, labels, *, target="random", key=None, clip_eps: float = 0.01,
@@ -289,8 +302,8 @@ def carlini_wagner(logits_fn, x, labels, *, target="random", key=None, clip_eps:
                    early_stop: bool = True, decision: str = "softmax", threshold: float = 0.5,
                    output_index: int = 0, domain: str = "waveform",
                    clip_min: Optional[float] = None, clip_max: Optional[float] = None,
-                   quantize_16bit: bool = False,
-                   min_samples: Optional[int] = None) -> AttackResult:
+                   quantize_16bit: bool = False, min_samples: Optional[int] = None,
+                   slots: Optional[int] = None) -> AttackResult:
     """Carlini & Wagner-style attack with signed-gradient Adam (REFERENCE.md §1).
 
     Minimises ``||delta||² + alpha · CE(logits, target)`` (targeted, the default) or
@@ -306,13 +319,14 @@ def carlini_wagner(logits_fn, x, labels, *, target="random", key=None, clip_eps:
       alpha: weight of the classification term > 0 (default 0.01).
       learning_rate: Adam step > 0 (default 1e-5).
       max_iterations: most steps >= 1 (default 500).
+      slots: refilled queue of this many slots (see :func:`pgd`).
       (others as :func:`fgsm`; ``early_stop=False`` as in :func:`pgd`)
     """
     return _cw("cw", logits_fn, x, labels, target=target, key=key, clip_eps=clip_eps,
                alpha=alpha, learning_rate=learning_rate, max_iterations=max_iterations,
                early_stop=early_stop, decision=decision, threshold=threshold,
                output_index=output_index, domain=domain, clip_min=clip_min, clip_max=clip_max,
-               quantize_16bit=quantize_16bit, min_samples=min_samples)
+               quantize_16bit=quantize_16bit, min_samples=min_samples, slots=slots)
 
 
 def multiscale_carlini_wagner(logits_fn, x, labels, *, target="random", key=None,
@@ -323,7 +337,8 @@ def multiscale_carlini_wagner(logits_fn, x, labels, *, target="random", key=None
                               threshold: float = 0.5, output_index: int = 0,
                               clip_min: Optional[float] = None,
                               clip_max: Optional[float] = None, quantize_16bit: bool = False,
-                              min_samples: Optional[int] = None) -> AttackResult:
+                              min_samples: Optional[int] = None,
+                              slots: Optional[int] = None) -> AttackResult:
     """C&W with the multi-resolution spectral loss as distance (waveforms only).
 
     Distance: :func:`jaxaudio.attacks.losses.multiscale_spectral_distance` between ``x`` and
@@ -345,7 +360,7 @@ def multiscale_carlini_wagner(logits_fn, x, labels, *, target="random", key=None
                max_iterations=max_iterations, early_stop=early_stop, decision=decision,
                threshold=threshold, output_index=output_index, domain="waveform",
                clip_min=clip_min, clip_max=clip_max, quantize_16bit=quantize_16bit,
-               min_samples=min_samples, fft_sizes=fft_sizes)
+               min_samples=min_samples, fft_sizes=fft_sizes, slots=slots)
 
 
 def _cw(method, logits_fn, x, labels, *, target, key, clip_eps, alpha, learning_rate,
@@ -354,6 +369,7 @@ def _cw(method, logits_fn, x, labels, *, target, key, clip_eps, alpha, learning_
     alpha = core.check_positive("alpha", alpha)
     learning_rate = core.check_positive("learning_rate", learning_rate)
     max_iterations = core.check_max_iterations(max_iterations)
+    kwargs["slots"] = core.check_slots(kwargs.get("slots"))
     return _run(method, logits_fn, x, labels,
                 hyper_kwargs=dict(learning_rate=learning_rate, eps=clip_eps, alpha=alpha,
                                   max_iterations=max_iterations),
