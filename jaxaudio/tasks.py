@@ -64,7 +64,7 @@ PRESET_TABLE: dict[tuple[str, str], Preset] = {
     ("instruments", "smoke"): Preset(num_train=48, num_test=24, min_seconds=0.5, max_seconds=2.0,
                                      epochs=2, width=8, excerpt_frames=32),
     ("instruments", "demo"): Preset(num_train=600, num_test=240, min_seconds=0.5, max_seconds=6.0,
-                                    epochs=15, width=16, excerpt_frames=116),
+                                    epochs=20, width=16, excerpt_frames=116),
     ("instruments", "paper"): Preset(num_train=600, num_test=200, min_seconds=0.5,
                                      max_seconds=6.0, epochs=200, width=64, excerpt_frames=116),
     ("voice", "smoke"): Preset(num_train=2, num_test=1, min_seconds=8.0, max_seconds=10.0,
