@@ -1,0 +1,54 @@
+"""The veracity audit of REFERENCE.md §3: do explanations point at what changed the decision?
+
+- :mod:`~jaxaudio.audit.veracity`: rankings (explainer, norm of delta), the flip matrix
+  (delta restricted to the top-k components, all k, composed and evaluated on device), flip
+  curves, table 1 (k = 3) and table 2 (all positive components vs as many by norm).
+- :mod:`~jaxaudio.audit.controls`: horses (obvious edits that flip the label), subset
+  perturbations, fidelity (R²) against correctness.
+"""
+
+from jaxaudio.audit.controls import (
+    HORSE_KINDS,
+    detection_rate,
+    fidelity_vs_correctness,
+    find_horses,
+    horse_patterns,
+    random_subsets,
+    subset_logits_fn,
+    subset_recall,
+)
+from jaxaudio.audit.veracity import (
+    check_batch,
+    flip_curve,
+    flip_matrix,
+    norm_rankings,
+    positive_counts,
+    predict_labels,
+    rankings_from_weights,
+    restrict_delta,
+    selection_from_ranking,
+    table_at_k,
+    table_positive,
+)
+
+__all__ = [
+    "HORSE_KINDS",
+    "check_batch",
+    "detection_rate",
+    "fidelity_vs_correctness",
+    "find_horses",
+    "flip_curve",
+    "flip_matrix",
+    "horse_patterns",
+    "norm_rankings",
+    "positive_counts",
+    "predict_labels",
+    "random_subsets",
+    "rankings_from_weights",
+    "restrict_delta",
+    "selection_from_ranking",
+    "subset_logits_fn",
+    "subset_recall",
+    "table_at_k",
+    "table_positive",
+]

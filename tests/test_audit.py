@@ -1,0 +1,193 @@
+"""Tests for jaxaudio.audit on hand-made detectors whose answer is known.
+
+The detector looks at one component only: its logit is the mean of component ``C_STAR`` minus
+0.5. On an all-zero spectrogram it says 0; a delta that raises component ``C_STAR`` by 1 flips it,
+whatever else the delta does.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxaudio import attacks
+from jaxaudio import audit
+from jaxaudio import explain as ex
+
+SHAPE = (8, 10)  # 4 bands x 5 segments of 2 x 2 cells
+MASKS = ex.component_masks(SHAPE)
+C = 20
+C_STAR = 7
+AREA = MASKS.sum(axis=(1, 2))
+
+
+def logit_one_component(specs):
+    """(batch, 8, 10) -> (batch, 1): mean of component C_STAR minus 0.5."""
+    return (ex.component_sums(specs, MASKS)[:, C_STAR] / AREA[C_STAR] - 0.5)[:, None]
+
+
+PREDICT = ex.binary_to_two_class(logit_one_component, from_logits=True)
+
+
+def _delta(levels: dict) -> np.ndarray:
+    return np.einsum("c,cft->ft", np.array([levels.get(c, 0.0) for c in range(C)]), MASKS)
+
+
+# Example 0: decoys 2 and 11 carry the largest delta; example 1: C_STAR carries the largest.
+SPECS = np.zeros((2,) + SHAPE, np.float32)
+DELTAS = np.stack([_delta({C_STAR: 1.0, 2: 3.0, 11: 3.0}), _delta({C_STAR: 4.0, 2: 1.0})]).astype(np.float32)
+TARGETS = np.array([1, 1])
+
+
+@pytest.fixture(scope="module")
+def exact_rankings():
+    """Occlusion explanations of the adversaries (exact for this detector)."""
+    weights = [ex.occlusion(PREDICT, s + d, labels=1, baseline="zero").weights_for(1)
+               for s, d in zip(SPECS, DELTAS)]
+    return audit.rankings_from_weights(np.stack(weights)), np.stack(weights)
+
+
+def test_exact_explainer_flips_at_k1_norm_depends_on_decoys(exact_rankings):
+    rankings, _ = exact_rankings
+    assert list(rankings[:, 0]) == [C_STAR, C_STAR]
+    flips = audit.flip_matrix(PREDICT, SPECS, DELTAS, rankings, MASKS, TARGETS)
+    assert flips.shape == (2, C + 1)
+    assert not flips[:, 0].any()  # nothing kept: the original label
+    assert flips[:, 1:].all()  # the exact explainer flips from k = 1 on
+    norm = audit.norm_rankings(DELTAS, MASKS)
+    assert set(norm[0, :2]) == {2, 11} and norm[0, 2] == C_STAR and norm[1, 0] == C_STAR
+    nflips = audit.flip_matrix(PREDICT, SPECS, DELTAS, norm, MASKS, TARGETS, chunk_examples=1)
+    np.testing.assert_array_equal(nflips[0], np.arange(C + 1) >= 3)  # decoys first
+    np.testing.assert_array_equal(nflips[1], np.arange(C + 1) >= 1)
+    np.testing.assert_allclose(audit.flip_curve(nflips)[:4], [0, 0.5, 0.5, 1])
+    assert audit.table_at_k(flips, 3) == 1.0 and audit.table_at_k(nflips, 1) == 0.5
+
+
+def test_flip_matrix_batch_equals_by_hand(exact_rankings):
+    rng = np.random.default_rng(0)
+    specs = rng.normal(0, 0.3, (3,) + SHAPE).astype(np.float32)
+    deltas = rng.normal(0.4, 0.5, (3,) + SHAPE).astype(np.float32)
+    rankings = np.stack([rng.permutation(C) for _ in range(3)]).astype(np.int32)
+    targets = np.array([1, 0, 1])
+    flips = audit.flip_matrix(PREDICT, specs, deltas, rankings, MASKS, targets, chunk_examples=2)
+    for i in range(3):
+        for k in range(C + 1):
+            sel = audit.selection_from_ranking(rankings[i:i + 1], k)
+            x = specs[i] + np.asarray(audit.restrict_delta(deltas[i], MASKS, sel[0]))
+            assert flips[i, k] == (int(np.argmax(PREDICT(x[None])[0])) == targets[i])
+
+
+def test_table_positive_and_counts(exact_rankings):
+    rankings, weights = exact_rankings
+    counts = audit.positive_counts(weights)
+    np.testing.assert_array_equal(counts, [1, 1])  # only C_STAR matters
+    flips = audit.flip_matrix(PREDICT, SPECS, DELTAS, rankings, MASKS, TARGETS)
+    norm = audit.flip_matrix(PREDICT, SPECS, DELTAS, audit.norm_rankings(DELTAS, MASKS), MASKS, TARGETS)
+    t2 = audit.table_positive(flips, norm, counts)
+    assert t2 == {"explainer": 1.0, "norm": 0.5, "mean_components": 1.0, "num_examples": 2}
+    with pytest.raises(ValueError):
+        audit.table_positive(flips, norm, np.array([1, 21]))
+
+
+def test_selection_and_rankings():
+    w = np.array([[0.1, -1.0, 0.5, 0.5]])
+    np.testing.assert_array_equal(audit.rankings_from_weights(w), [[2, 3, 0, 1]])
+    np.testing.assert_array_equal(audit.selection_from_ranking([[2, 3, 0, 1]], 2), [[0, 0, 1, 1]])
+    np.testing.assert_array_equal(audit.selection_from_ranking([[2, 3, 0, 1]], 0), [[0, 0, 0, 0]])
+
+
+def test_bad_inputs():
+    r = np.tile(np.arange(C, dtype=np.int32), (2, 1))
+    with pytest.raises(ValueError, match="permutation"):
+        audit.flip_matrix(PREDICT, SPECS, DELTAS, np.zeros((2, C), np.int32), MASKS, TARGETS)
+    with pytest.raises(ValueError, match="deltas"):
+        audit.flip_matrix(PREDICT, SPECS, DELTAS[:1], r, MASKS, TARGETS)
+    with pytest.raises(ValueError, match="masks"):
+        audit.flip_matrix(PREDICT, SPECS, DELTAS, r, MASKS[:, :4], TARGETS)
+    with pytest.raises(ValueError, match="finite"):
+        audit.norm_rankings(np.full((1,) + SHAPE, np.nan), MASKS)
+    with pytest.raises(ValueError, match="k must"):
+        audit.table_at_k(np.zeros((2, C + 1), bool), C + 1)
+    with pytest.raises(ValueError, match="kind"):
+        audit.horse_patterns(MASKS, "zebra")
+    with pytest.raises(ValueError, match="amplitudes"):
+        audit.find_horses(PREDICT, SPECS, TARGETS, MASKS, amplitudes=[0.0], key=jax.random.key(0))
+    with pytest.raises(ValueError, match="size"):
+        audit.random_subsets(jax.random.key(0), 2, C, 0)
+
+
+# --------------------------------------------------------------------------- horses
+
+
+def test_horse_patterns_stay_inside_their_component():
+    for kind in audit.HORSE_KINDS:
+        p = audit.horse_patterns(MASKS, kind)
+        assert p.shape == MASKS.shape
+        np.testing.assert_array_equal(p * (1 - MASKS), 0)
+        assert np.all(p.max(axis=(1, 2)) == pytest.approx(1.0))
+    comb = audit.horse_patterns(MASKS, "comb")
+    assert comb[C_STAR].sum() == MASKS[C_STAR].sum() / 2
+
+
+def test_find_horses_finds_the_only_component_that_matters():
+    specs = np.zeros((3,) + SHAPE, np.float32)
+    labels = np.zeros(3, np.int64)
+    horses = audit.find_horses(PREDICT, specs, labels, MASKS, amplitudes=[2.0, 0.25, 0.75],
+                               kinds=("comb", "band"), key=jax.random.key(0))
+    assert horses["found"].all()
+    np.testing.assert_array_equal(horses["component"], C_STAR)
+    np.testing.assert_array_equal(horses["kind"], 1)  # band: mean 0.75 > 0.5; comb needs 2.0
+    np.testing.assert_array_equal(horses["amplitude"], 0.75)
+    assert np.all(np.asarray(PREDICT(horses["spec"])).argmax(-1) == 1)
+    # an exact explainer finds every horse
+    rankings = np.stack([ex.occlusion(PREDICT, h, labels=1, baseline="zero").ranking(1)
+                         for h in horses["spec"]])
+    assert audit.detection_rate(rankings, horses["component"], k=1) == 1.0
+    # nothing flips if the amplitudes are too weak
+    none = audit.find_horses(PREDICT, specs[:1], labels[:1], MASKS, amplitudes=[0.1],
+                             kinds=("band",), key=jax.random.key(0))
+    assert not none["found"][0] and none["component"][0] == -1
+    np.testing.assert_array_equal(none["spec"], specs[:1])
+
+
+# --------------------------------------------------------------------------- subsets
+
+
+def test_subset_attack_stays_in_subset_and_recall():
+    subsets = audit.random_subsets(jax.random.key(1), 4, C, 3)
+    assert subsets.shape == (4, C) and np.all(subsets.sum(1) == 3)
+    subsets[:, :] = 0
+    subsets[:, [C_STAR, 0, 15]] = 1
+    cells = np.einsum("nc,cft->nft", subsets, MASKS)
+    specs = np.zeros((4,) + SHAPE, np.float32)
+    x = np.stack([specs, cells], axis=1)
+    f = audit.subset_logits_fn(logit_one_component)
+    res = attacks.carlini_wagner(f, x, np.zeros(4, np.int32), decision="sigmoid",
+                                 domain="spectrogram", clip_eps=5.0, alpha=10.0,
+                                 learning_rate=0.1, max_iterations=100)
+    adv = np.asarray(res.adversarial)
+    assert np.asarray(res.success).all()
+    np.testing.assert_array_equal(adv[:, 1], cells)  # the mask channel never moves
+    delta = adv[:, 0] - specs
+    np.testing.assert_array_equal(delta * (1 - cells), 0)  # nothing outside the subset
+    # only C_STAR carries a gradient, so an exact explainer finds 1 of the 3
+    rankings = np.stack([ex.occlusion(PREDICT, s + d, labels=1, baseline="zero").ranking(1)
+                         for s, d in zip(specs, delta)])
+    recall = audit.subset_recall(rankings, subsets)
+    assert np.all(recall >= 1 / 3)
+    np.testing.assert_allclose(audit.subset_recall(np.tile([C_STAR, 0, 15] + [c for c in range(C) if c not in (C_STAR, 0, 15)], (4, 1)), subsets), 1.0)
+
+
+# --------------------------------------------------------------------------- fidelity
+
+
+def test_fidelity_vs_correctness():
+    r = audit.fidelity_vs_correctness([0.9, 0.8, 0.3, 0.2], [True, True, False, False])
+    assert r["auc"] == 1.0 and r["correlation"] > 0.9 and r["num"] == 4
+    assert r["mean_score_correct"] == pytest.approx(0.85)
+    r = audit.fidelity_vs_correctness([0.5, 0.5, 0.5], [True, False, True])
+    assert r["auc"] == 0.5 and np.isnan(r["correlation"])
+    r = audit.fidelity_vs_correctness([0.1, 0.9], [True, True])
+    assert np.isnan(r["auc"]) and r["fraction_correct"] == 1.0
+    with pytest.raises(ValueError):
+        audit.fidelity_vs_correctness([0.1], [True, False])
