@@ -21,6 +21,8 @@ import time
 #: The studies: (command, module in jaxaudio.studies, help, foundation model the demo reuses).
 #: The demo passes ``model=<demo>/foundation/<that>/model`` to the study's ``run`` (or None).
 STUDY_COMMANDS: tuple[tuple[str, str, str, str | None], ...] = (
+    ("attack", "instrument_attacks", "end-to-end waveform attacks on the instrument classifier", "instruments"),
+    ("noise", "label_noise", "label noise in the instrument tagger: curated vs noisy vs corrupted", None),
 )
 
 
