@@ -1,0 +1,232 @@
+"""Label-noise study: noise-equivalent p, vmapped training, the smoke run and its resume."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from jaxaudio import frontend as fe
+import jax.numpy as jnp
+
+from jaxaudio.models import Classifier
+from jaxaudio.models.cnn import AveragePoolCNN
+from jaxaudio.studies import label_noise as ln
+from jaxaudio.train import TrainConfig
+from jaxaudio.train_many import evaluate_many, train_many
+
+# ------------------------------------------------------------------ noise-equivalent p
+
+
+def test_noise_equivalent_p_interpolates_the_first_crossing():
+    rates = [0.0, 0.25, 0.5, 0.75]
+    curve = [0.9, 0.8, 0.6, 0.5]
+    p, status = ln.noise_equivalent_p(rates, curve, 0.7)
+    assert status == "crossed"
+    assert p == pytest.approx(0.375)  # halfway between 0.8 @ 0.25 and 0.6 @ 0.5
+    # Exactly on a measured point.
+    assert ln.noise_equivalent_p(rates, curve, 0.8) == (pytest.approx(0.25), "crossed")
+    # Non-monotonic curve: the first crossing counts.
+    p, _ = ln.noise_equivalent_p([0.0, 0.5, 1.0], [1.0, 0.0, 1.0], 0.5)
+    assert p == pytest.approx(0.25)
+
+
+def test_noise_equivalent_p_edge_cases():
+    rates = [0.0, 0.5, 0.9]
+    assert ln.noise_equivalent_p(rates, [0.6, 0.5, 0.4], 0.7) == (0.0, "at_or_above_clean")
+    assert ln.noise_equivalent_p(rates, [0.9, 0.8, 0.7], 0.5) == (None, "never_below")
+    with pytest.raises(ValueError, match="increasing"):
+        ln.noise_equivalent_p([0.5, 0.0], [1.0, 0.5], 0.7)
+    with pytest.raises(ValueError, match="same length"):
+        ln.noise_equivalent_p([0.0, 0.5], [1.0], 0.7)
+
+
+def test_summary_over_seeds_reports_spread_and_never_crossing_seeds():
+    rates = [0.0, 0.5, 1.0]
+    curves = np.array([[1.0, 0.5, 0.0], [1.0, 0.6, 0.2], [1.0, 0.9, 0.8]])
+    refs = np.array([0.5, 0.4, 0.5])
+    s = ln.summarize_noise_equivalent(rates, curves, refs)
+    assert s["per_seed"][0] == pytest.approx(0.5)
+    assert s["per_seed"][1] == pytest.approx(0.75)
+    assert s["per_seed"][2] is None and s["status"][2] == "never_below"
+    assert s["defined"] == 2 and s["seeds"] == 3
+    assert s["mean"] == pytest.approx(0.625)
+    assert s["std"] == pytest.approx(np.std([0.5, 0.75], ddof=1))
+    assert "never falls" in s["note"]
+    none = ln.summarize_noise_equivalent(rates, curves, np.array([-1.0, -1.0, -1.0]))
+    assert none["mean"] is None and none["std"] is None and none["defined"] == 0
+    assert "never falls" in none["note"]
+
+
+# ------------------------------------------------------------------ training many models
+
+FRONTEND = fe.FrontendConfig(n_fft=256, hop_length=128, n_mels=16)
+
+
+@pytest.fixture(scope="module")
+def tiny_problem():
+    # Jitted init with an rbg key: eager threefry init compiles for half a minute on 2 cores.
+    module = AveragePoolCNN(num_classes=3, width=4)
+    dummy = jnp.zeros((1, FRONTEND.n_mels, 16), jnp.float32)
+    variables = jax.jit(lambda k: module.init(k, dummy, train=False))(
+        jax.random.key(0, impl="rbg"))
+    clf = Classifier(frontend=FRONTEND, model_name="avgpool_cnn",
+                     model_kwargs={"num_classes": 3, "width": 4}, variables=variables,
+                     mean=np.zeros(16, np.float32), std=np.ones(16, np.float32),
+                     label_names=("a", "b", "c"), task="multiclass", excerpt_frames=16)
+    rng = np.random.default_rng(0)
+    t = np.arange(2600) / 16000
+    waves, labels = [], []
+    for i in range(24):
+        k = i % 3
+        waves.append((0.3 * np.sin(2 * np.pi * (300 + 900 * k) * t)
+                      + 0.01 * rng.standard_normal(len(t))).astype(np.float32))
+        labels.append(k)
+    labels = np.array(labels)
+    eye = np.eye(3, dtype=np.float32)
+    targets = np.stack([eye[labels], eye[(labels + 1) % 3], eye[labels]])
+    losses = [("cross_entropy", ()), ("cross_entropy", ()), ("gce", (("q", 0.7),))]
+    return clf, waves, targets, losses
+
+
+def _leaves(tree):
+    return jax.tree_util.tree_leaves(jax.device_get(tree))
+
+
+def test_vmapped_training_equals_training_each_model_alone(tiny_problem):
+    clf, waves, targets, losses = tiny_problem
+    config = TrainConfig(epochs=2, batch_size=8, seed=5, stats_excerpts=24)
+    together = train_many(clf, waves, targets, config, losses=losses, mode="vmap",
+                          loss_set=losses, prng_impl="rbg", progress=False)
+    shared = train_many(clf, waves, targets, config, losses=losses, mode="shared",
+                        loss_set=losses, prng_impl="rbg", progress=False)
+    for k in range(len(targets)):
+        alone = train_many(clf, waves, targets[k:k + 1], config, losses=losses[k:k + 1],
+                           mode="sequential", loss_set=losses, prng_impl="rbg",
+                           progress=False)
+        # vmap batches the convolutions differently (grouped), so sums are reassociated; Adam
+        # divides by sqrt(v), which turns float32 rounding in tiny gradients into up to a
+        # fraction of one step (lr = 1e-3). 1e-4 = a tenth of a step after 6 steps.
+        for a, b, c in zip(_leaves(alone.classifiers[0].variables),
+                           _leaves(together.classifiers[k].variables),
+                           _leaves(shared.classifiers[k].variables)):
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4)
+            np.testing.assert_allclose(c, a, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(together.losses[k], alone.losses[0], rtol=1e-4)
+    # Different labels give different models (the stacking really is per model).
+    assert not np.allclose(_leaves(together.variables)[0][0], _leaves(together.variables)[0][1])
+    # Same seed, same result.
+    again = train_many(clf, waves, targets, config, losses=losses, mode="vmap",
+                       loss_set=losses, prng_impl="rbg", progress=False)
+    for a, b in zip(_leaves(together.variables), _leaves(again.variables)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_evaluate_many_matches_the_single_model_evaluation(tiny_problem):
+    from jaxaudio import tasks
+    from jaxaudio.data.types import ClipDataset
+
+    clf, waves, targets, losses = tiny_problem
+    config = TrainConfig(epochs=1, batch_size=8, seed=5, stats_excerpts=24)
+    res = train_many(clf, waves, targets[:2], config, losses=losses[:2], mode="shared",
+                     loss_set=losses, prng_impl="rbg", progress=False)
+    labels = np.arange(len(waves)) % 3
+    data = ClipDataset(waves=waves, targets=np.eye(3, dtype=np.float32)[labels],
+                       labels=labels.astype(np.int32), label_names=("a", "b", "c"),
+                       sample_rate=16000, names=tuple(str(i) for i in range(len(waves))))
+    many = evaluate_many(res.classifiers[0], res.variables, data, batch_size=8)
+    one = tasks.evaluate_clips(res.classifiers[1], data, batch_size=8)
+    for m in ("accuracy", "lwlrap", "roc_auc"):
+        assert many[1][m] == pytest.approx(one[m], abs=1e-5)
+
+
+def test_train_many_rejects_bad_input(tiny_problem):
+    clf, waves, targets, losses = tiny_problem
+    config = TrainConfig(epochs=1, batch_size=8)
+    with pytest.raises(ValueError, match="targets must have shape"):
+        train_many(clf, waves, targets[0], config)
+    with pytest.raises(ValueError, match="mode"):
+        train_many(clf, waves, targets, config, mode="parallel")
+    with pytest.raises(ValueError, match="one entry per model"):
+        train_many(clf, waves, targets, config, losses=losses[:1])
+    with pytest.raises(ValueError, match="unknown loss"):
+        train_many(clf, waves, targets, config, losses=[("nope", ())] * 3)
+
+
+# ------------------------------------------------------------------ the study (smoke)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("noise")
+    results = ln.run(out=out, preset="smoke", progress=False)
+    return out, results
+
+
+def test_smoke_run_writes_the_documented_results(smoke_run):
+    out, results = smoke_run
+    assert (out / "results.json").is_file() and (out / "report.html").is_file()
+    assert (out / "figures" / "label_noise_curves.png").is_file()
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["study"] == ln.NAME == "label_noise"
+    rates = list(ln.PRESETS["smoke"].rates)
+    cur = saved["corruption"]
+    assert cur["p"] == rates
+    for m in ("accuracy", "lwlrap", "roc_auc"):
+        for stat in ("mean", "std"):
+            values = cur[f"{m}_{stat}"]
+            assert len(values) == len(rates)
+            assert all(0.0 <= v <= 1.0 for v in values)
+        for cond in ("curated", "noisy", "curated+noisy"):
+            assert 0.0 <= saved[cond][f"{m}_mean"] <= 1.0
+    # "curated only" is the p = 0 cross-entropy run of the curve.
+    assert saved["curated"]["accuracy_mean"] == pytest.approx(cur["accuracy_mean"][0])
+    for cond in ("noisy", "curated+noisy"):
+        v = saved["noise_equivalent_p"][cond]
+        assert v is None or 0.0 <= v <= rates[-1]
+        assert "note" in saved["noise_equivalent_p_detail"]["accuracy"][cond]
+    assert set(saved["robust"]) == set(ln.PRESETS["smoke"].robust)
+    assert len(saved["robust"]["gce"]["accuracy_mean"]) == len(rates)
+    # Exactly round(p * N) labels changed at each rate.
+    n = saved["num_clips"]["curated"]
+    assert cur["labels_changed"] == [round(p * n) for p in rates]
+    seeds = ln.PRESETS["smoke"].seeds
+    expected_runs = seeds * (2 * len(rates) + 2)
+    assert len(list((out / "runs").glob("*.json"))) == expected_runs
+    assert saved["timing"]["runs"] == expected_runs
+    html = (out / "report.html").read_text()
+    assert "Noise-equivalent corruption rate" in html
+    assert "label_noise_curves.png" in html
+
+
+def test_rerun_reuses_finished_runs(smoke_run):
+    out, results = smoke_run
+    victim = out / "runs" / "noisy_ce_seed0.json"
+    assert victim.is_file()
+    victim.unlink()  # one run "lost": only it is trained again
+    again = ln.run(out=out, preset="smoke", progress=False)
+    assert again["timing"]["runs_reused"] == again["timing"]["runs"] - 1
+    assert victim.is_file()
+    for key in ("corruption", "curated", "curated+noisy"):
+        assert again[key] == results[key]
+    third = ln.run(out=out, preset="smoke", progress=False)
+    assert third["timing"]["runs_reused"] == third["timing"]["runs"]
+
+
+def test_run_rejects_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="preset"):
+        ln.run(out=tmp_path, preset="huge")
+    with pytest.raises(ValueError, match="seeds"):
+        ln.run(out=tmp_path, preset="smoke", seeds=0)
+    with pytest.raises(ValueError, match="robust"):
+        ln.run(out=tmp_path, preset="smoke", robust=["magic"])
+    with pytest.raises(ValueError, match="FSDKaggle2019 root"):
+        ln.run(out=tmp_path, preset="smoke", data=str(tmp_path / "missing"), progress=False)
+
+
+def test_cli_registers_the_noise_command():
+    from jaxaudio import cli
+
+    args = cli.build_parser().parse_args(["noise", "--preset", "smoke", "--out", "x",
+                                          "--seeds", "2"])
+    assert args.func is ln.run_from_args and args.seeds == 2 and args.preset == "smoke"
