@@ -53,6 +53,7 @@ __all__ = [
     "explain_waveform",
     "topk_stability",
     "jit_over_predict_fn",
+    "default_chunk_size",
 ]
 
 #: ``predict_fn(specs (batch, n_bins, n_frames)) -> (batch, num_outputs)`` probabilities.
@@ -289,6 +290,24 @@ def _batch_sharding(chunk: int):
     return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("batch"))
 
 
+#: Default perturbed spectrograms per device call, per backend (see :func:`default_chunk_size`).
+DEFAULT_CHUNK_SIZES = {"cpu": 16}
+_ACCELERATOR_CHUNK_SIZE = 1024
+
+
+def default_chunk_size(backend: Optional[str] = None) -> int:
+    """Perturbed spectrograms per device call when ``chunk_size=None``.
+
+    On an accelerator, large chunks (1024) amortise kernel launches and fill the device. On a
+    CPU the forward pass is compute-bound and a chunk's activations must stay in cache: with the
+    singing voice detector (80 x 115 input) the cost per example is flat for chunks of 4-32
+    and doubles from 64 on (the first conv's output alone is ``chunk x 78 x 113 x width``
+    floats), so 16 is used (``benchmarks/lime_throughput.py`` measures it).
+    """
+    backend = jax.default_backend() if backend is None else backend
+    return DEFAULT_CHUNK_SIZES.get(backend, _ACCELERATOR_CHUNK_SIZE)
+
+
 def predict_components(
     predict_fn: PredictFn,
     spec,
@@ -296,12 +315,13 @@ def predict_components(
     baseline,
     z,
     *,
-    chunk_size: int = 1024,
+    chunk_size: Optional[int] = None,
     progress: bool = False,
 ) -> np.ndarray:
     """Model outputs for the perturbed spectrograms of binary vectors ``z``.
 
-    Composes and predicts on device, ``chunk_size`` vectors at a time, all chunks through one
+    Composes and predicts on device, ``chunk_size`` vectors at a time (``None``:
+    :func:`default_chunk_size` for the default backend), all chunks through one
     compiled program (the last chunk is padded, so nothing recompiles; the program is cached
     per ``predict_fn`` object — pass the same object to reuse it). With several devices the
     chunk's batch axis is sharded over them.
@@ -316,6 +336,8 @@ def predict_components(
     Returns:
       ``(num_vectors, num_outputs)`` float64 numpy array.
     """
+    if chunk_size is None:
+        chunk_size = default_chunk_size()
     if int(chunk_size) != chunk_size or chunk_size < 1:
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
     z = np.asarray(z, dtype=np.float32)
@@ -396,7 +418,7 @@ def explain(
     n_frequency: int = 4,
     baseline: BaselineLike = "mean",
     labels: LabelsLike = None,
-    chunk_size: int = 1024,
+    chunk_size: Optional[int] = None,
     kernel_width: float = 0.25,
     num_features: Optional[int] = None,
     feature_selection: str = "auto",
@@ -418,7 +440,8 @@ def explain(
       baseline: ``"mean"`` (study default), ``"zero"``, ``"min"``, ``"shuffle"``, a number or
         an array of ``spec``'s shape.
       labels: output indices to explain; ``None`` = the top label of the unperturbed input.
-      chunk_size: perturbed spectrograms per device call.
+      chunk_size: perturbed spectrograms per device call; ``None`` = :func:`default_chunk_size`
+        (16 on CPU, 1024 on accelerators).
       kernel_width: width of ``lime_image``'s exponential kernel on cosine distance.
       num_features: passed to ``LimeBase``; ``None`` = ``lime_image``'s default (all components).
       feature_selection: ``LimeBase``'s feature selection (``"auto"`` as in ``lime_image``).
