@@ -440,10 +440,24 @@ def test_slot_refill_needs_fewer_loop_steps_than_waiting_for_the_slowest(pgd_res
     assert int(loop_steps) >= int(np.ceil(need.sum() / 2))
 
 
+@pytest.mark.parametrize("slots", [None, 2])
+def test_device_loop_equals_host_loop(pgd_result, slots):
+    # On CPU the default is the host-driven loop; the on-device while_loop must agree.
+    assert core.default_loop() == "host"
+    hyper = core.Hyperparameters.create(learning_rate=FAST["learning_rate"], eps=FAST["eps"],
+                                        max_iterations=FAST["max_iterations"])
+    prepared = core.prepare_inputs(logits_fn, WAVES, LABELS, key=KEYS, need_key=True)
+    fn = attacks.make_attack("pgd", logits_fn, slots=slots, loop="device", random_start=True)
+    result = fn(prepared.x, prepared.labels, prepared.targets, prepared.keys, hyper)
+    _assert_same_results(result if slots is None else result[0], pgd_result)
+
+
 def test_bad_slots_rejected():
     for bad in (0, -1, 1.5, "2"):
         with pytest.raises(ValueError, match="slots"):
             _pgd(slots=bad)
+    with pytest.raises(ValueError, match="loop"):
+        attacks.make_attack("pgd", logits_fn, loop="gpu")
 
 
 # --------------------------------------------------------------------------------------------

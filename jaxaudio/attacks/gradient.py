@@ -118,7 +118,8 @@ SPEC_BUILDERS = {
 }
 
 
-def make_attack(method: str, logits_fn, *, slots: Optional[int] = None, **config):
+def make_attack(method: str, logits_fn, *, slots: Optional[int] = None,
+                loop: Optional[str] = None, **config):
     """The cached, jitted batched core of ``method`` without input validation.
 
     Returns ``fn(x, labels, targets, keys, hyper) -> AttackResult`` (see
@@ -129,12 +130,13 @@ def make_attack(method: str, logits_fn, *, slots: Optional[int] = None, **config
 
     With ``slots=B`` the batch runs as a refilled queue through ``B`` slots
     (:func:`jaxaudio.attacks.core.attack_queue`) and ``fn`` returns ``(AttackResult,
-    loop_steps)``.
+    loop_steps)``. ``loop``: ``"device"``, ``"host"`` or ``None`` (see
+    :func:`jaxaudio.attacks.core.default_loop`).
     """
     if method not in SPEC_BUILDERS:
         raise ValueError(f"method must be one of {sorted(SPEC_BUILDERS)}, got {method!r}")
     return core.compile_attack(logits_fn, AttackConfig(method=method, **config),
-                               SPEC_BUILDERS[method], slots=core.check_slots(slots))
+                               SPEC_BUILDERS[method], slots=core.check_slots(slots), loop=loop)
 
 
 # --------------------------------------------------------------------------------------------
