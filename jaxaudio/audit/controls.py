@@ -156,7 +156,9 @@ def find_horses(
     if patterns.shape[1:] != specs.shape[1:]:
         raise ValueError(f"masks must match the spectrograms' shape {specs.shape[1:]}")
     num_components = patterns.shape[0] // len(kinds)
-    chunk = min(int(chunk_examples), n)
+    if int(chunk_examples) != chunk_examples or chunk_examples < 1:
+        raise ValueError(f"chunk_examples must be an integer >= 1, got {chunk_examples!r}")
+    chunk = int(chunk_examples)  # fixed (padded), so every batch size shares one program
     pad = (-n) % chunk
     s = np.concatenate([specs, np.repeat(specs[-1:], pad, 0)]) if pad else specs
     lab = np.concatenate([labels, np.repeat(labels[-1:], pad)]) if pad else labels

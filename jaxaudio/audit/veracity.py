@@ -161,12 +161,12 @@ def _labels_of(predict_fn, specs):
     return jnp.argmax(predict_fn(specs), axis=-1).astype(jnp.int32)
 
 
-def predict_labels(predict_fn: PredictFn, specs, *, chunk_size: int = 64) -> np.ndarray:
+def predict_labels(predict_fn: PredictFn, specs, *, chunk_size: int = 16) -> np.ndarray:
     """``argmax`` labels ``(num_examples,)`` of spectrograms ``(num_examples, n_bins, n_frames)``,
     in fixed-size chunks (one compiled program)."""
     specs = check_batch(specs)
     n = specs.shape[0]
-    chunk = min(int(chunk_size), n)
+    chunk = int(chunk_size)  # fixed, not min(chunk, n): every call shares one compiled shape
     pad = (-n) % chunk
     padded = np.concatenate([specs, np.repeat(specs[-1:], pad, 0)]) if pad else specs
     out = [np.asarray(_labels_of(predict_fn, jnp.asarray(padded[i:i + chunk])))
@@ -250,7 +250,7 @@ def flip_matrix(
         raise ValueError(f"chunk_examples must be an integer >= 1, got {chunk_examples!r}")
     positions = np.empty_like(rankings)
     np.put_along_axis(positions, rankings, np.arange(c, dtype=np.int32)[None].repeat(n, 0), 1)
-    chunk = min(int(chunk_examples), n)
+    chunk = int(chunk_examples)  # fixed (padded), so every batch size shares one program
     num_chunks = math.ceil(n / chunk)
     pad = num_chunks * chunk - n
 

@@ -71,7 +71,8 @@ def occlusion(
     base = baseline_value(spec_np, baseline, key=_baseline_key(baseline, key))
     num_components = masks.shape[0]
     z = np.concatenate([np.ones((1, num_components)), 1.0 - np.eye(num_components)]).astype(np.float32)
-    predictions = predict_components(predict_fn, spec_np, masks, base, z, chunk_size=z.shape[0])
+    # The default chunk size, so occlusion shares LIME's compiled program for this predict_fn.
+    predictions = predict_components(predict_fn, spec_np, masks, base, z)
     label_tuple = _resolve_labels(labels, predictions[0])
     cols = list(label_tuple)
     weights = (predictions[0, cols][:, None] - predictions[1:, cols].T).astype(np.float64)

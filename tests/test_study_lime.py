@@ -1,0 +1,111 @@
+"""Study 3 (lime_veracity) at ``--preset smoke``: schema, files, cache reuse, bad input."""
+
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxaudio import frontend as fe
+from jaxaudio import tasks
+from jaxaudio.models.classifier import Classifier, build_module
+from jaxaudio.studies import lime_veracity as study
+
+DIRECTIONS = {"nosing_to_sing", "sing_to_nosing"}
+DOMAINS = {"waveform", "spectrogram"}
+
+
+def _calibrated_detector(directory):
+    """An untrained smoke-width detector (as ``tasks.new_classifier("voice", smoke)`` builds it) whose output bias is set so that half of the smoke
+    test frames are predicted "sing": both attack directions exist, and no training run
+    (a minute on 2 busy cores) is needed. The training path is the same ``tasks`` +
+    ``train.train`` code the foundation tests cover."""
+    p = tasks.preset("voice", "smoke")
+    module = build_module("singing_voice_detector", {"width": p.width, "zero_mean_first_conv": True})
+    frontend = tasks.frontend_for("voice")
+    dummy = jnp.zeros((1, frontend.n_mels, p.excerpt_frames), jnp.float32)
+    # One compiled init instead of Flax's eager op-by-op init (~25 s of first-op compiles).
+    variables = jax.jit(lambda key: module.init(key, dummy, train=False))(jax.random.key(0))
+    clf = Classifier(frontend=frontend, model_name="singing_voice_detector",
+                     model_kwargs={"width": p.width, "zero_mean_first_conv": True},
+                     variables=variables, mean=np.zeros(frontend.n_mels, np.float32),
+                     std=np.ones(frontend.n_mels, np.float32), label_names=tasks.VOICE_LABELS,
+                     task="binary", excerpt_frames=p.excerpt_frames)
+    song = tasks.load_split("synth-voice", "test", preset_name="smoke", seed=0).waves[0]
+    mean, std = fe.band_statistics(clf.features(song[None]))
+    clf = dataclasses.replace(clf, mean=mean, std=std)
+    _, probs = tasks.song_frame_probabilities(clf, song, frame_step=p.eval_frame_step)
+    logits = np.log(probs) - np.log1p(-probs)
+    variables = jax.tree_util.tree_map(lambda a: a, clf.variables)
+    bias = variables["params"]["Dense_2"]["bias"]
+    variables["params"]["Dense_2"]["bias"] = bias - float(np.median(logits))
+    return dataclasses.replace(clf, variables=variables).save(directory)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    model = _calibrated_detector(tmp_path_factory.mktemp("detector"))
+    out = tmp_path_factory.mktemp("lime_veracity")
+    results = study.run(out=out, preset="smoke", seed=0, model=model, progress=False)
+    return out, results, model
+
+
+def test_results_schema(smoke):
+    out, r, _ = smoke
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk["study"] == study.NAME == "lime_veracity"
+    assert 0.0 <= on_disk["model"]["accuracy"] <= 1.0
+    for table in ("table1", "table2", "flip_curves"):
+        assert set(on_disk[table]) == DOMAINS
+        for dom in DOMAINS:
+            assert set(on_disk[table][dom]) == DIRECTIONS
+    for dom in DOMAINS:
+        for name in DIRECTIONS:
+            t1 = on_disk["table1"][dom][name]
+            assert t1 is None or 0.0 <= t1 <= 1.0
+            t2 = on_disk["table2"][dom][name]
+            assert {"lime", "norm"} <= set(t2)
+            # the other explainers side by side
+            assert {"lime", "norm", "occlusion", "integrated_gradients"} <= set(on_disk["table1_all"][dom][name])
+            curves = on_disk["flip_curves"][dom][name]
+            assert set(curves) == {"lime", "norm", "occlusion", "integrated_gradients"}
+            assert all(len(v) == 21 for v in curves.values())  # k = 0..20
+    assert on_disk["timing"]["num_samples"] == study.PRESETS["smoke"].num_samples
+    assert on_disk["timing"]["seconds_per_explanation"] > 0
+    for key in ("horses", "subset", "fidelity"):
+        assert key in on_disk
+    assert on_disk["horses"]["num_examples"] >= 1
+    for name in DIRECTIONS:  # the calibrated detector predicts both classes
+        assert on_disk["excerpts"][name]["num"] == study.PRESETS["smoke"].per_direction
+    assert on_disk == json.loads(json.dumps(r))  # what run() returns is what it wrote
+
+
+def test_files(smoke):
+    out, _, _ = smoke
+    for name in ("report.html", "figures/fig1_flip_curves.png", "figures/fig4_fidelity.png",
+                 "cache/excerpts.npz", "cache/adversaries_waveform.npz",
+                 "cache/explanations_spectrogram.npz", "cache/horses.npz", "cache/subset.npz"):
+        assert (out / name).is_file(), name
+    page = (out / "report.html").read_text()
+    assert "Table 1" in page and "published" in page
+
+
+def test_rerun_reuses_cache(smoke):
+    out, first, model = smoke
+    again = study.run(out=out, preset="smoke", seed=0, model=model, progress=False)
+    assert set(again["cache"]["reused_stages"]) >= {
+        "excerpts", "adversaries_waveform", "adversaries_spectrogram", "explanations_waveform",
+        "explanations_spectrogram", "horses", "subset"}
+    assert again["table1"] == first["table1"] and again["table2"] == first["table2"]
+    assert again["model"]["accuracy"] == first["model"]["accuracy"]
+
+
+def test_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="preset"):
+        study.run(out=tmp_path, preset="huge")
+    with pytest.raises(ValueError, match="num_samples"):
+        study.run(out=tmp_path, preset="smoke", num_samples=1)
+    with pytest.raises(ValueError, match="classifier.json"):
+        study.run(out=tmp_path, preset="smoke", model=tmp_path / "nothing")
