@@ -230,3 +230,41 @@ def test_cli_registers_the_noise_command():
     args = cli.build_parser().parse_args(["noise", "--preset", "smoke", "--out", "x",
                                           "--seeds", "2"])
     assert args.func is ln.run_from_args and args.seeds == 2 and args.preset == "smoke"
+
+
+def test_real_data_loader_takes_single_label_instrument_clips(tmp_path):
+    """``--data``: the 12-label single-label clips of FSDKaggle2019's three sets, capped."""
+    import csv
+
+    import soundfile as sf
+
+    from jaxaudio.data.types import INSTRUMENT_LABELS
+
+    splits = {
+        "curated": ("train_curated_post_competition.csv", "FSDKaggle2019.audio_train_curated",
+                    [("a.wav", "Accordion"), ("b.wav", "Bass_guitar,Strum"), ("c.wav", "Bark"),
+                     ("d.wav", "Gong"), ("e.wav", "Hi-hat")]),
+        "noisy": ("train_noisy_post_competition.csv", "FSDKaggle2019.audio_train_noisy",
+                  [("n1.wav", "Marimba_and_xylophone"), ("n2.wav", "Male_singing,Gong")]),
+        "test": ("test_post_competition.csv", "FSDKaggle2019.audio_test",
+                 [("t1.wav", "Harmonica"), ("t2.wav", "Writing")]),
+    }
+    t = np.arange(8820) / 44100
+    for csv_name, audio_name, rows in splits.values():
+        (tmp_path / "FSDKaggle2019.meta").mkdir(exist_ok=True)
+        (tmp_path / audio_name).mkdir()
+        with open(tmp_path / "FSDKaggle2019.meta" / csv_name, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["fname", "labels"])
+            for i, (fname, labels) in enumerate(rows):
+                writer.writerow([fname, labels])
+                sf.write(tmp_path / audio_name / fname, 0.5 * np.sin(2 * np.pi * 300 * t),
+                         44100, subtype="PCM_16")
+    preset = dict(ln.PRESETS["smoke"].__dict__, num_curated=2)
+    data = ln.load_data(ln.NoisePreset(**preset), preset_name="smoke", data=str(tmp_path),
+                        progress=False)
+    assert data["curated"].names == ("a.wav", "d.wav")  # capped at 2, CSV order
+    assert data["noisy"].names == ("n1.wav",) and data["test"].names == ("t1.wav",)
+    for split in data.values():
+        assert split.label_names == INSTRUMENT_LABELS and split.sample_rate == 16000
+        assert np.all(split.labels >= 0)
