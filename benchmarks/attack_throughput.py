@@ -1,0 +1,268 @@
+"""Attack throughput: the compiled attack loop against a bare ``value_and_grad``, early-stopping
+slot refill, and Foolbox 3's ``LinfPGD`` on the same model.
+
+    python benchmarks/attack_throughput.py [--model runs/inst/model] [--batches 1 8 32 128]
+        [--out benchmarks/results/attack_throughput_cpu.json]
+
+Three tables:
+
+1. **Loop overhead.** PGD and C&W on 3-s clips at 16 kHz (48000 samples) through the instrument
+   classifier (the demo's width-16 average-pool CNN), early stopping off, at batch 1, 8, 32, 128.
+   ``examples/s`` = batch / (time of one call with ``--iterations`` steps). The loop's cost per
+   iteration is measured as the slope between two iteration counts (so compile-free setup and
+   the final re-evaluation drop out) and divided by the time of one bare jitted
+   ``value_and_grad`` of the same loss at the same batch: the overhead ratio.
+2. **Early stopping.** PGD with early stopping on ``--queue`` examples through 32 slots: a
+   plain batch (each batch of 32 waits for its slowest example) against the refilled queue
+   (:func:`jaxaudio.attacks.core.attack_queue`). Efficiency = useful example-steps (the sum of
+   the steps each example needed) / (slots × loop iterations).
+3. **Foolbox.** ``foolbox.attacks.LinfPGD`` through ``foolbox.JAXModel`` on the same model, eps,
+   steps and batch (skipped with a message when Foolbox is not installed:
+   ``pip install 'jaxaudio[bench]'``).
+
+All times are medians over ``--repeats`` calls after one warm-up (compile) call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxaudio import attacks, tasks
+from jaxaudio.attacks import core
+
+SAMPLE_RATE = 16000
+CLIP_SAMPLES = 3 * SAMPLE_RATE
+
+
+def _median_time(fn, repeats: int) -> float:
+    jax.block_until_ready(fn())  # compile + warm up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _machine() -> str:
+    dev = jax.devices()[0]
+    cores = os.cpu_count()
+    if dev.platform == "cpu":
+        return f"{cores}-core CPU ({platform.processor() or platform.machine()}), no GPU"
+    return f"{dev.device_kind} ({dev.platform}), host {cores} cores"
+
+
+def _clips(n: int, seed: int = 0) -> np.ndarray:
+    test = tasks.load_split("synth-instruments", "test", preset_name="demo", seed=seed)
+    rows = []
+    for i in range(n):
+        w = np.asarray(test.waves[i % len(test)], np.float32)
+        if len(w) < CLIP_SAMPLES:
+            w = np.tile(w, int(np.ceil(CLIP_SAMPLES / len(w))))
+        s = (len(w) - CLIP_SAMPLES) // 2
+        rows.append(w[s:s + CLIP_SAMPLES])
+    return np.clip(np.stack(rows), -1, 1), np.asarray(
+        [test.labels[i % len(test)] for i in range(n)], np.int32)
+
+
+def _classifier(model):
+    from jaxaudio.models import Classifier
+
+    if model:
+        return Classifier.load(model), str(model)
+    p = tasks.preset("instruments", "demo")
+    return tasks.new_classifier("instruments", p, seed=0), "untrained demo-size classifier"
+
+
+def loop_overhead(clf, waves, labels, batches, *, iterations, repeats) -> list[dict]:
+    logits_fn = clf.logits_fn
+    rows = []
+    settings = {
+        "pgd": (dict(random_start=True), dict(learning_rate=1e-4, eps=2e-3)),
+        "cw": (dict(targeted=True), dict(learning_rate=1e-4, eps=1e-2, alpha=1.0)),
+    }
+    for batch in batches:
+        x = jnp.asarray(waves[:batch])
+        y = jnp.asarray(labels[:batch])
+        targets = (y + 1) % clf.num_outputs
+        keys = jax.random.split(jax.random.key(0), batch)
+
+        def loss(xb):
+            lg = logits_fn(xb)
+            return -jnp.sum(jax.nn.log_softmax(lg)[jnp.arange(batch), y])
+
+        bare = jax.jit(jax.value_and_grad(loss))
+        t_bare = _median_time(lambda: bare(x), repeats)
+        row = {"batch": batch, "bare_value_and_grad_s": t_bare}
+        for name, (config, hyper_kwargs) in settings.items():
+            fn = attacks.make_attack(name, logits_fn, early_stop=False, **config)
+            tgt = targets if name == "cw" else jnp.full((batch,), -1, jnp.int32)
+
+            def call(steps):
+                hyper = core.Hyperparameters.create(max_iterations=steps, **hyper_kwargs)
+                return lambda: fn(x, y, tgt, keys, hyper).adversarial
+
+            t_short = _median_time(call(max(1, iterations // 4)), repeats)
+            t_long = _median_time(call(iterations), repeats)
+            per_iter = (t_long - t_short) / (iterations - max(1, iterations // 4))
+            row[name] = {
+                "seconds": t_long,
+                "examples_per_s": batch / t_long,
+                "per_iteration_s": per_iter,
+                "overhead_ratio": per_iter / t_bare,
+                "total_over_bare": t_long / (iterations * t_bare),
+            }
+        rows.append(row)
+        print(f"batch {batch:4d}: bare {t_bare * 1e3:8.1f} ms | PGD {row['pgd']['examples_per_s']:7.2f}"
+              f" ex/s x{row['pgd']['overhead_ratio']:.3f} | C&W {row['cw']['examples_per_s']:7.2f}"
+              f" ex/s x{row['cw']['overhead_ratio']:.3f}", flush=True)
+    return rows
+
+
+def early_stop_efficiency(clf, waves, labels, *, slots, max_iterations) -> list[dict]:
+    """Plain batches of ``slots`` examples vs one refilled queue through ``slots`` slots."""
+    n = len(waves)
+    hyper = core.Hyperparameters.create(learning_rate=2e-4, eps=2e-3,
+                                        max_iterations=max_iterations)
+    keys = jax.random.split(jax.random.key(1), n)
+    x, y = jnp.asarray(waves), jnp.asarray(labels)
+    tgt = jnp.full((n,), -1, jnp.int32)
+    rows = []
+
+    plain = attacks.make_attack("pgd", clf.logits_fn, random_start=True)
+    jax.block_until_ready(plain(x[:slots], y[:slots], tgt[:slots], keys[:slots], hyper))
+    t0 = time.perf_counter()
+    iters, loop_steps = [], 0
+    for i in range(0, n, slots):
+        res = plain(x[i:i + slots], y[i:i + slots], tgt[i:i + slots], keys[i:i + slots], hyper)
+        need = core.useful_steps(res.iterations, max_iterations)
+        iters.append(np.asarray(res.iterations))
+        loop_steps += int(need.max())  # a plain batch runs until its slowest example is done
+    t_plain = time.perf_counter() - t0
+    iterations = np.concatenate(iters)
+    useful = int(core.useful_steps(iterations, max_iterations).sum())
+    rows.append({"mode": "plain batches (wait for the slowest)", "examples": n, "slots": slots,
+                 "seconds": t_plain, "examples_per_s": n / t_plain, "loop_iterations": loop_steps,
+                 "useful_example_steps": useful, "efficiency": useful / (slots * loop_steps)})
+
+    queue = attacks.make_attack("pgd", clf.logits_fn, random_start=True, slots=slots)
+    jax.block_until_ready(queue(x, y, tgt, keys, hyper)[0].adversarial)
+    t0 = time.perf_counter()
+    res, steps = queue(x, y, tgt, keys, hyper)
+    jax.block_until_ready(res.adversarial)
+    t_queue = time.perf_counter() - t0
+    same = bool(np.array_equal(np.asarray(res.iterations), iterations))
+    rows.append({"mode": "refilled queue", "examples": n, "slots": slots, "seconds": t_queue,
+                 "examples_per_s": n / t_queue, "loop_iterations": int(steps),
+                 "useful_example_steps": useful,
+                 "efficiency": useful / (slots * int(steps)),
+                 "same_iterations_as_plain": same})
+    for r in rows:
+        print(f"{r['mode']:38s} {r['examples_per_s']:7.2f} ex/s, loop {r['loop_iterations']:5d}"
+              f" iterations, efficiency {r['efficiency']:.3f}", flush=True)
+    return rows
+
+
+def foolbox_comparison(clf, waves, labels, *, batch, steps, repeats) -> dict:
+    try:
+        import foolbox as fb
+    except ImportError:
+        msg = "Foolbox not installed (pip install 'jaxaudio[bench]'); Foolbox row skipped"
+        print(msg)
+        return {"skipped": msg}
+    eps, step = 2e-3, 2e-4
+    x = jnp.asarray(waves[:batch])
+    y = jnp.asarray(labels[:batch])
+    model = fb.JAXModel(clf.logits_fn, bounds=(-1.0, 1.0))
+    attack = fb.attacks.LinfPGD(steps=steps, abs_stepsize=step, random_start=True)
+    clean_correct = np.asarray(clf.logits(x)).argmax(-1) == np.asarray(y)
+
+    def run_fb():
+        _, clipped, success = attack(model, x, y, epsilons=eps)
+        return clipped, success
+
+    t_fb = _median_time(run_fb, repeats)
+    _, fb_success = run_fb()
+    fb_success = np.asarray(fb_success)
+
+    fn = attacks.make_attack("pgd", clf.logits_fn, random_start=True, early_stop=False)
+    hyper = core.Hyperparameters.create(learning_rate=step, eps=eps, max_iterations=steps)
+    keys = jax.random.split(jax.random.key(0), batch)
+    tgt = jnp.full((batch,), -1, jnp.int32)
+    t_ours = _median_time(lambda: fn(x, y, tgt, keys, hyper).adversarial, repeats)
+    ours = np.asarray(fn(x, y, tgt, keys, hyper).success)
+    out = {
+        "batch": batch, "steps": steps, "eps": eps, "step_size": step,
+        "foolbox": {"version": fb.__version__, "attack": "LinfPGD (sign-gradient steps)",
+                    "seconds": t_fb, "examples_per_s": batch / t_fb,
+                    "success_rate": float(fb_success.mean()),
+                    "success_rate_on_clean_correct": float(fb_success[clean_correct].mean())},
+        "jaxaudio": {"attack": "pgd (signed-gradient Adam, early stopping off)",
+                     "seconds": t_ours, "examples_per_s": batch / t_ours,
+                     "success_rate": float(ours.mean()),
+                     "success_rate_on_clean_correct": float(ours[clean_correct].mean())},
+    }
+    print(f"Foolbox LinfPGD: {out['foolbox']['examples_per_s']:.2f} ex/s, success "
+          f"{out['foolbox']['success_rate']:.3f} | jaxaudio pgd: "
+          f"{out['jaxaudio']['examples_per_s']:.2f} ex/s, success "
+          f"{out['jaxaudio']['success_rate']:.3f}", flush=True)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="trained classifier (…/model)")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32, 128])
+    parser.add_argument("--iterations", type=int, default=8,
+                        help="fixed steps per call in the overhead table")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--queue", type=int, default=64, help="examples in the early-stop table")
+    parser.add_argument("--slots", type=int, default=32)
+    parser.add_argument("--max-iterations", type=int, default=100,
+                        help="PGD step limit in the early-stop table")
+    parser.add_argument("--foolbox-batch", type=int, default=32)
+    parser.add_argument("--foolbox-steps", type=int, default=20)
+    parser.add_argument("--out", default="benchmarks/results/attack_throughput_cpu.json")
+    args = parser.parse_args(argv)
+
+    clf, model_name = _classifier(args.model)
+    waves, labels = _clips(max(max(args.batches), args.queue, args.foolbox_batch))
+    machine = _machine()
+    print(f"machine: {machine}; model: {model_name}; clips {CLIP_SAMPLES} samples", flush=True)
+    results = {"machine": machine, "jax": jax.__version__, "backend": jax.default_backend(),
+               "model": model_name, "clip_samples": CLIP_SAMPLES, "sample_rate": SAMPLE_RATE,
+               "iterations": args.iterations, "repeats": args.repeats}
+    results["loop_overhead"] = loop_overhead(clf, waves, labels, args.batches,
+                                             iterations=args.iterations, repeats=args.repeats)
+    results["early_stopping"] = early_stop_efficiency(
+        clf, waves[:args.queue], labels[:args.queue], slots=args.slots,
+        max_iterations=args.max_iterations)
+    results["foolbox"] = foolbox_comparison(clf, waves, labels, batch=args.foolbox_batch,
+                                            steps=args.foolbox_steps, repeats=args.repeats)
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+
+    print("\n| batch | bare v&g (ms) | PGD ex/s | PGD overhead | C&W ex/s | C&W overhead |")
+    print("|---|---|---|---|---|---|")
+    for r in results["loop_overhead"]:
+        print(f"| {r['batch']} | {r['bare_value_and_grad_s'] * 1e3:.1f} | "
+              f"{r['pgd']['examples_per_s']:.2f} | {r['pgd']['overhead_ratio']:.3f}x | "
+              f"{r['cw']['examples_per_s']:.2f} | {r['cw']['overhead_ratio']:.3f}x |")
+    print(f"\nwritten {out} ({machine})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
