@@ -64,6 +64,8 @@ class StudyPreset:
       ig_steps: integrated-gradients intervals.
       horse_examples, subset_examples: originals used for the two controls (per direction).
       subset_size: components carrying a subset perturbation.
+      subset_*: the subset attack (spectrogram domain; confined to a few components it needs
+        a stronger classification term and more steps; success = the label flips).
       train_examples_per_epoch, train_epochs: override the voice task's preset when training
         here (``None`` = the task preset's own values).
     """
@@ -82,17 +84,23 @@ class StudyPreset:
     horse_examples: int = 2
     subset_examples: int = 2
     subset_size: int = 3
+    subset_confidence: float = 0.5
+    subset_clip_eps: float = 6.0
+    subset_alpha: float = 300.0
+    subset_learning_rate: float = 0.05
+    subset_iterations: int = 200
     train_examples_per_epoch: Optional[int] = None
     train_epochs: Optional[int] = None
 
 
 PRESETS = {
     "smoke": StudyPreset(per_direction=2, num_samples=128, confidence=0.5, max_iterations=10,
-                         ig_steps=4, horse_examples=1, subset_examples=1),
+                         ig_steps=4, horse_examples=1, subset_examples=1, subset_iterations=10),
     "demo": StudyPreset(per_direction=8, num_samples=1024, max_iterations=100, ig_steps=16,
                         horse_examples=4, subset_examples=4),
     "paper": StudyPreset(per_direction=50, num_samples=8192, max_iterations=1000,
-                         ig_steps=32, horse_examples=25, subset_examples=25),
+                         ig_steps=32, horse_examples=25, subset_examples=25,
+                         subset_iterations=1000),
 }
 
 N_TEMPORAL, N_FREQUENCY = 5, 4
@@ -245,10 +253,23 @@ def _excerpts(clf, preset: str, sp: StudyPreset, seed: int, data, progress: bool
     }
 
 
-def _attack(logits_fn, x, labels, *, domain: str, sp: StudyPreset, directions):
-    """C&W per direction, with the decision threshold set to reach ``sp.confidence``."""
+def _attack(logits_fn, x, labels, *, domain: str, sp: StudyPreset, directions,
+            subset: bool = False):
+    """C&W per direction, with the decision threshold set to reach ``sp.confidence``.
+
+    ``subset=True``: the spectrogram attack confined to a few components (``x`` carries the
+    mask channel of :func:`jaxaudio.audit.subset_logits_fn`), with the ``subset_*`` settings.
+    """
     from jaxaudio import attacks
 
+    wave = domain == "waveform"
+    confidence = sp.subset_confidence if subset else sp.confidence
+    settings = dict(
+        clip_eps=sp.subset_clip_eps if subset else sp.wave_clip_eps if wave else sp.spec_clip_eps,
+        alpha=sp.subset_alpha if subset else sp.wave_alpha if wave else sp.spec_alpha,
+        learning_rate=(sp.subset_learning_rate if subset else sp.wave_learning_rate if wave
+                       else sp.spec_learning_rate),
+        max_iterations=sp.subset_iterations if subset else sp.max_iterations)
     adv = np.array(x, np.float32, copy=True)
     success = np.zeros(len(x), bool)
     for d, name in enumerate(DIRECTIONS):
@@ -256,15 +277,10 @@ def _attack(logits_fn, x, labels, *, domain: str, sp: StudyPreset, directions):
         if idx.size == 0:
             continue
         # sing -> no sing succeeds once p <= 1 - confidence; no sing -> sing once p > confidence.
-        threshold = sp.confidence if name == "nosing_to_sing" else 1.0 - sp.confidence
-        wave = domain == "waveform"
+        threshold = confidence if name == "nosing_to_sing" else 1.0 - confidence
         res = attacks.carlini_wagner(
             logits_fn, x[idx], labels[idx], decision="sigmoid", threshold=threshold,
-            domain="waveform" if wave else "spectrogram",
-            clip_eps=sp.wave_clip_eps if wave else sp.spec_clip_eps,
-            alpha=sp.wave_alpha if wave else sp.spec_alpha,
-            learning_rate=sp.wave_learning_rate if wave else sp.spec_learning_rate,
-            max_iterations=sp.max_iterations,
+            domain="waveform" if wave else "spectrogram", **settings,
             # Run every step: C&W's L2 term keeps shrinking delta where the gradient is weak,
             # and the lowest-energy successful iterate is returned (early stopping would
             # return the first, a nearly uniform signed-gradient step).
@@ -530,7 +546,7 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
         x = np.stack([orig_specs[pick], cells], axis=1)
         adv_x, ok = _attack(audit.subset_logits_fn(clf.feature_logits_fn), x,
                             source_labels[pick], domain="spectrogram", sp=sp,
-                            directions=directions[pick])
+                            directions=directions[pick], subset=True)
         if not np.array_equal(adv_x[:, 1], cells):
             raise RuntimeError("the subset attack moved its mask channel")
         adv_spec = orig_specs[pick] + (adv_x[:, 0] - orig_specs[pick]) * cells
@@ -616,7 +632,11 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
                             "waveform": {"clip_eps": sp.wave_clip_eps, "alpha": sp.wave_alpha,
                                          "learning_rate": sp.wave_learning_rate},
                             "spectrogram": {"clip_eps": sp.spec_clip_eps, "alpha": sp.spec_alpha,
-                                            "learning_rate": sp.spec_learning_rate}},
+                                            "learning_rate": sp.spec_learning_rate},
+                            "subset": {"confidence": sp.subset_confidence,
+                                       "clip_eps": sp.subset_clip_eps, "alpha": sp.subset_alpha,
+                                       "learning_rate": sp.subset_learning_rate,
+                                       "max_iterations": sp.subset_iterations}},
         "table1": {dom: {name: table1[dom][name]["lime"] for name in DIRECTIONS} for dom in DOMAINS},
         "table2": {dom: {name: {"lime": table2[dom][name]["lime"], "norm": table2[dom][name]["norm"],
                                 "lime_mean_components": table2[dom][name]["lime_mean_components"]}
