@@ -6,7 +6,6 @@ whatever else the delta does.
 """
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

@@ -22,7 +22,6 @@ with :func:`jaxaudio.explain.binary_to_two_class`) and a prediction is its ``arg
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import jax
 import jax.numpy as jnp
