@@ -74,6 +74,7 @@ def test_results_schema(smoke):
             assert all(len(v) == 21 for v in curves.values())  # k = 0..20
     assert on_disk["timing"]["num_samples"] == study.PRESETS["smoke"].num_samples
     assert on_disk["timing"]["seconds_per_explanation"] > 0
+    assert on_disk["stability"]["sample_sizes"] == list(study.PRESETS["smoke"].stability_sizes)
     for key in ("horses", "subset", "fidelity"):
         assert key in on_disk
     assert on_disk["horses"]["num_examples"] >= 1
@@ -97,7 +98,7 @@ def test_rerun_reuses_cache(smoke):
     again = study.run(out=out, preset="smoke", seed=0, model=model, progress=False)
     assert set(again["cache"]["reused_stages"]) >= {
         "excerpts", "adversaries_waveform", "adversaries_spectrogram", "explanations_waveform",
-        "explanations_spectrogram", "horses", "subset"}
+        "explanations_spectrogram", "stability", "horses", "subset"}
     assert again["table1"] == first["table1"] and again["table2"] == first["table2"]
     assert again["model"]["accuracy"] == first["model"]["accuracy"]
 

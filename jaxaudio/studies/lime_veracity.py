@@ -66,6 +66,8 @@ class StudyPreset:
       subset_size: components carrying a subset perturbation.
       subset_*: the subset attack (spectrogram domain; confined to a few components it needs
         a stronger classification term and more steps; success = the label flips).
+      stability_sizes, stability_repeats: LIME sample counts at which the top-3 of one adversary
+        is compared with a reference at the largest (:func:`jaxaudio.explain.topk_stability`).
       train_examples_per_epoch, train_epochs: override the voice task's preset when training
         here (``None`` = the task preset's own values).
     """
@@ -89,18 +91,22 @@ class StudyPreset:
     subset_alpha: float = 300.0
     subset_learning_rate: float = 0.05
     subset_iterations: int = 200
+    stability_sizes: tuple = (128, 256, 512, 1024)
+    stability_repeats: int = 3
     train_examples_per_epoch: Optional[int] = None
     train_epochs: Optional[int] = None
 
 
 PRESETS = {
     "smoke": StudyPreset(per_direction=2, num_samples=128, confidence=0.5, max_iterations=10,
-                         ig_steps=4, horse_examples=1, subset_examples=1, subset_iterations=10),
+                         ig_steps=4, horse_examples=1, subset_examples=1, subset_iterations=10,
+                         stability_sizes=(32, 64, 128), stability_repeats=2),
     "demo": StudyPreset(per_direction=8, num_samples=1024, max_iterations=100, ig_steps=16,
                         horse_examples=4, subset_examples=4),
     "paper": StudyPreset(per_direction=50, num_samples=8192, max_iterations=1000,
                          ig_steps=32, horse_examples=25, subset_examples=25,
-                         subset_iterations=1000),
+                         subset_iterations=1000,
+                         stability_sizes=(512, 1024, 2048, 4096, 8192), stability_repeats=5),
 }
 
 N_TEMPORAL, N_FREQUENCY = 5, 4
@@ -147,6 +153,7 @@ class _Cache:
     def __init__(self, out: pathlib.Path, config: dict):
         self.dir = out / "cache"
         stamp = self.dir / "config.json"
+        config = json.loads(json.dumps(config))  # tuples -> lists, as read back from disk
         if stamp.is_file() and json.loads(stamp.read_text()) != config:
             shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -519,6 +526,22 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
             for s, c in zip(expl["lime_score"][sel], correct):
                 fidelity_rows.append((domain, name, float(s), bool(c)))
 
+    # -- how stable is LIME's top-3 as num_samples shrinks? -------------------------------
+    def stability_stage():
+        for domain in ("spectrogram", "waveform"):
+            idx = explained[domain]["index"]
+            if len(idx):
+                i = int(idx[0])
+                r = ex.topk_stability(predict, adv_specs[domain][i], key=jax.random.fold_in(key, 400),
+                                      sample_sizes=sp.stability_sizes, k=TOP_K,
+                                      repeats=sp.stability_repeats, label=int(targets[i]))
+                return {"domain": np.asarray(domain), "example": np.int64(i),
+                        **{k: np.asarray(v) for k, v in r.items()}}
+        return {}
+
+    stability = timed("stability", lambda: cache.get("stability", stability_stage))
+    stability = {k: v.tolist() for k, v in stability.items()}
+
     # -- horses ---------------------------------------------------------------------------
     def horse_stage():
         pick = np.concatenate([np.flatnonzero(directions == d)[:sp.horse_examples]
@@ -645,6 +668,7 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
         "table2_all": table2,
         "published": PUBLISHED,
         "flip_curves": curves,
+        "stability": stability,
         "horses": horse_res,
         "subset": subset_res,
         "fidelity": fidelity,
@@ -864,6 +888,12 @@ def _render_section(results: dict, out_dir: pathlib.Path) -> str:
         f"{s['subset_size']}: LIME {_pct(s.get('lime_recall'))}, occlusion "
         f"{_pct(s.get('occlusion_recall'))}, integrated gradients "
         f"{_pct(s.get('integrated_gradients_recall'))} (chance {_pct(s['chance'])}).</p>")
+    st = results.get("stability") or {}
+    if st.get("sample_sizes"):
+        cells = ", ".join(f"{n}: {100 * o:.0f} %" for n, o in zip(st["sample_sizes"], st["mean_overlap"]))
+        parts.append(f"<p>Stability of LIME's top-{TOP_K} (one {esc(str(st['domain']))} adversary, "
+                     f"overlap with a reference at {st['reference_size']} samples, mean of "
+                     f"repeats): {esc(cells)}.</p>")
     f = results["fidelity"].get("adversaries")
     if f:
         auc = "–" if f["auc"] is None else f"{f['auc']:.2f}"
