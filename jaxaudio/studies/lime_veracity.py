@@ -810,7 +810,10 @@ def _figures(out, results, orig_specs, adv_specs, explained, horses, masks, dire
     ax.set_yticks([0, 1, 1.25])
     ax.set_yticklabels([f"top-{TOP_K} does not flip", f"top-{TOP_K} flips", "horse found"])
     ax.set_xlabel("LIME fidelity (surrogate R²)")
-    ax.set_title("Figure 4: fidelity is no guide to correctness\n(o waveform, □ spectrogram, * horses)")
+    auc = (results["fidelity"].get("adversaries") or {}).get("auc")
+    ax.set_title("Figure 4: LIME fidelity vs correctness"
+                 + ("" if auc is None else f" (AUC of R² {auc:.2f})")
+                 + "\n(o waveform, □ spectrogram, * horses)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(fig_dir / "fig4_fidelity.png", dpi=100)
