@@ -110,7 +110,7 @@ def cmd_demo(args) -> int:
     (foundation / "results.json").write_text(json.dumps(results, indent=2))
     reports = {"foundation: training and evaluation": report.write_report(
         foundation, title="jaxaudio demo: foundation")}
-    only = set(args.only) if args.only else None
+    only = None if args.only is None else set(args.only)
     for command, module, help_text, reuse in STUDY_COMMANDS:
         if only is not None and command not in only:
             continue
@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="demo", choices=("smoke", "demo", "paper"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", nargs="*", default=None, metavar="STUDY",
-                   help="run only these studies after the foundation (default: all)")
+                   help="run only these studies after the foundation (default: all; --only alone: none)")
     p.set_defaults(func=cmd_demo)
 
     for command, module, help_text, _ in STUDY_COMMANDS:
