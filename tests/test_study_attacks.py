@@ -20,6 +20,13 @@ ENTRY_KEYS = {"success_rate", "accuracy_after", "snr_db_mean", "snr_db_median",
               "iterations_mean", "n", "targeted", "seconds"}
 
 
+def _cache(out: pathlib.Path) -> pathlib.Path:
+    """The run's cache folder ``out/cache/<key>`` (exactly one configuration was run)."""
+    folders = [p for p in (out / "cache").iterdir() if p.is_dir()]
+    assert len(folders) == 1, folders
+    return folders[0]
+
+
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("attack_study")
@@ -53,7 +60,7 @@ def test_results_schema(smoke):
 
 def test_fixed_target_skips_clips_of_the_target_class(smoke):
     out, results = smoke
-    data = np.load(out / "cache" / "cw_seed0.npz")
+    data = np.load(_cache(out) / "cw_seed0.npz")
     target = study.STUDY_PRESETS["smoke"].cw_target
     names = json.loads((out / "model" / "classifier.json").read_text())["label_names"]
     index = names.index(target)
@@ -82,7 +89,7 @@ def test_figures_audio_and_report_exist(smoke):
     # Examples are the first successful clips that needed at least one step.
     count = study.STUDY_PRESETS["smoke"].listening_examples
     for name in study.ATTACKS:
-        run = np.load(out / "cache" / f"{name}_seed0.npz")
+        run = np.load(_cache(out) / f"{name}_seed0.npz")
         eligible = int(np.sum(run["success"] & (run["iterations"] > 0)))
         assert len(results["listening_examples"][name]) == min(count, eligible)
 
@@ -95,7 +102,7 @@ def test_wav_success_is_measured_on_written_files(smoke, monkeypatch, tmp_path):
     for name in study.ATTACKS:
         assert results["attacks"][name]["wav_files"] == results["attacks"][name]["n"]
     clf = Classifier.load(out / "model")
-    run = dict(np.load(out / "cache" / "pgd_seed0.npz"))
+    run = dict(np.load(_cache(out) / "pgd_seed0.npz"))
     written, read = [], []
     real_save, real_load = data_module.save_wav, data_module.load_audio
 
@@ -121,7 +128,7 @@ def test_wav_success_is_measured_on_written_files(smoke, monkeypatch, tmp_path):
 
 def test_rerun_reuses_the_cache(smoke):
     out, results = smoke
-    cache = sorted((out / "cache").glob("*.npz"))
+    cache = sorted(_cache(out).glob("*.npz"))
     assert {p.name for p in cache} >= {"fgsm_seed0.npz", "pgd_seed0.npz", "pgd_seed1.npz",
                                        "cw_seed0.npz", "cw_random_seed0.npz", "mscw_seed0.npz",
                                        "fgsm_sweep.npz"}
@@ -134,6 +141,36 @@ def test_rerun_reuses_the_cache(smoke):
         assert a["success_rate"] == b["success_rate"]
         assert a["seconds"] == b["seconds"]  # read from the cache, not re-timed
         assert a["wav_success_rate"] == b["wav_success_rate"]
+
+
+def test_wav_success_equals_in_loop_success(smoke):
+    """The loop quantises onto the grid a PCM_16 file holds (k / 32768), so the adversarials
+    written as WAV files and read back are the arrays the attack evaluated: same outcome."""
+    out, results = smoke
+    for name in study.ATTACKS:
+        run = np.load(_cache(out) / f"{name}_seed0.npz")
+        assert results["attacks"][name]["wav_success_rate"] == pytest.approx(
+            float(np.mean(run["success"])), abs=1e-12), name
+
+
+def test_cache_key_changes_with_settings_seed_and_weights(smoke):
+    import dataclasses
+
+    import jax
+
+    from jaxaudio.models import Classifier
+
+    out, _ = smoke
+    clf = Classifier.load(out / "model")
+    sp = study.STUDY_PRESETS["smoke"]
+    key = study._cache_key(sp, seed=0, data=None, clf=clf)
+    assert key == _cache(out).name
+    assert study._cache_key(sp, seed=1, data=None, clf=clf) != key
+    assert study._cache_key(dataclasses.replace(sp, num_clips=3), seed=0, data=None,
+                            clf=clf) != key
+    nudged = dataclasses.replace(clf, variables=jax.tree.map(lambda a: a * 1.001,
+                                                             clf.variables))
+    assert study._cache_key(sp, seed=0, data=None, clf=nudged) != key
 
 
 def test_bad_arguments_rejected(tmp_path):

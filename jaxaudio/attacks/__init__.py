@@ -18,6 +18,8 @@ per-example loop, result types, SNR) and :mod:`jaxaudio.attacks.losses`.
 """
 
 from jaxaudio.attacks.core import (
+    PCM16_MAX_INDEX,
+    PCM16_MIN_INDEX,
     PCM16_SCALE,
     AttackConfig,
     AttackResult,
@@ -56,6 +58,8 @@ from jaxaudio.attacks.losses import (
 from jaxaudio.attacks.sharding import batch_mesh, shard_batch, sharded, unpad
 
 __all__ = [
+    "PCM16_MAX_INDEX",
+    "PCM16_MIN_INDEX",
     "PCM16_SCALE",
     "DEFAULT_FFT_SIZES",
     "AttackConfig",

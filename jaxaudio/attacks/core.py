@@ -47,6 +47,8 @@ from jaxaudio.attacks import losses
 
 __all__ = [
     "PCM16_SCALE",
+    "PCM16_MIN_INDEX",
+    "PCM16_MAX_INDEX",
     "AttackResult",
     "SweepResult",
     "Goal",
@@ -95,8 +97,13 @@ __all__ = [
 Array = Any
 LogitsFn = Callable[[Array], Array]
 
-#: 16-bit PCM grid: adversarials with ``quantize_16bit`` are multiples of ``1 / PCM16_SCALE``.
-PCM16_SCALE = 32767.0
+#: 16-bit PCM grid: adversarials with ``quantize_16bit`` are ``k / PCM16_SCALE`` for integer
+#: ``k`` in ``[-32768, 32767]`` -- exactly what libsndfile returns when a PCM_16 file is read as
+#: float (it divides by 0x8000), so an adversarial written by :func:`jaxaudio.data.save_wav` and
+#: read back is the very array the attack evaluated.
+PCM16_SCALE = 32768.0
+PCM16_MIN_INDEX = -32768
+PCM16_MAX_INDEX = 32767
 
 _DECISIONS = ("softmax", "sigmoid")
 _DOMAINS = ("waveform", "spectrogram")
@@ -230,7 +237,8 @@ class AttackConfig:
       random_start: uniform start in ``[-eps, eps]`` (PGD).
       early_stop: freeze each example at its first success; otherwise run all iterations.
       clip_min, clip_max: value bounds of the adversarial (``None`` = unbounded).
-      quantize_16bit: keep the evaluated/returned adversarial on the ``k / 32767`` grid.
+      quantize_16bit: keep the evaluated/returned adversarial on the 16-bit PCM grid
+        (``k / 32768``, ``k`` in ``[-32768, 32767]``).
       snr_margin: samples dropped at both ends of a waveform for the SNR (0 = whole input).
       fft_sizes: multi-scale spectral loss sizes (``multiscale_cw`` only).
     """
@@ -388,34 +396,32 @@ def uniform_start(radius) -> Callable[[Array, Array], Array]:
 
 
 def quantize_16bit(x_adv, x, *, clip_min=None, clip_max=None):
-    """Round ``x_adv`` onto the ``k / 32767`` grid, *towards* ``x``.
+    """Round ``x_adv`` onto the 16-bit PCM grid ``k / 32768``, *towards* ``x``.
 
-    The grid index of ``x`` is ``round(32767 x)``; the perturbation measured from it is truncated
+    The grid index of ``x`` is ``round(32768 x)``; the perturbation measured from it is truncated
     towards zero. When ``x`` itself lies on the grid (audio read from a 16-bit file) every
     sample's deviation ``|q - x|`` is therefore at most ``|x_adv - x|``: L∞/L2 budgets and value
-    bounds on the grid are kept. Otherwise the deviation may grow by at most one step.
-    ``np.round(q * 32767) / 32767 == q`` for the float32 result.
+    bounds on the grid are kept. Otherwise the deviation may grow by at most one step. Indices
+    stay in the int16 range ``[-32768, 32767]`` (and inside ``[clip_min, clip_max]``), so
+    ``save_wav`` + ``load_audio`` return ``q`` bit for bit.
     """
     x_index = jnp.round(x * PCM16_SCALE)
     q_index = x_index + jnp.trunc(x_adv * PCM16_SCALE - x_index)
+    low, high = PCM16_MIN_INDEX, PCM16_MAX_INDEX
     if clip_min is not None:
-        q_index = jnp.maximum(q_index, math.ceil(clip_min * PCM16_SCALE))
+        low = max(low, math.ceil(clip_min * PCM16_SCALE))
     if clip_max is not None:
-        q_index = jnp.minimum(q_index, math.floor(clip_max * PCM16_SCALE))
-    return _divide_by_scale(q_index)
-
-
-def _divide_by_scale(index):
-    # XLA rewrites division by a constant into multiplication by its reciprocal, which is one
-    # ulp off k / 32767 for some k. A data-dependent divisor (0 * index is not folded for
-    # floats) keeps the correctly rounded quotient, so round(q * 32767) / 32767 == q exactly,
-    # as numpy computes it. (An optimization_barrier around the constant does not survive vmap.)
-    return index / (PCM16_SCALE + 0.0 * index)
+        high = min(high, math.floor(clip_max * PCM16_SCALE))
+    # 1/32768 is a power of two: the product is exactly k / 32768.
+    return jnp.clip(q_index, low, high) * (1.0 / PCM16_SCALE)
 
 
 def round_to_16bit(x):
-    """``round(32767 x) / 32767``: what writing and reading a PCM_16 WAV does to ``x``."""
-    return _divide_by_scale(jnp.round(jnp.asarray(x, jnp.float32) * PCM16_SCALE))
+    """The nearest point ``k / 32768`` of the 16-bit grid (``k`` clipped to the int16 range):
+    what :func:`jaxaudio.data.save_wav` (PCM_16) followed by :func:`jaxaudio.data.load_audio`
+    does to ``x``."""
+    index = jnp.round(jnp.asarray(x, jnp.float32) * PCM16_SCALE)
+    return jnp.clip(index, PCM16_MIN_INDEX, PCM16_MAX_INDEX) * (1.0 / PCM16_SCALE)
 
 
 def materialize(delta, x, config: AttackConfig, *, straight_through: bool = False):

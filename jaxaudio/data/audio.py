@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["load_audio", "save_wav", "quantize_pcm16", "audio_info"]
+__all__ = ["load_audio", "save_wav", "quantize_pcm16", "pcm16_samples", "audio_info"]
 
 # Containers libsndfile reads itself. A file with one of these extensions that soundfile
 # cannot open is corrupt; anything else (e.g. .mp3 with an old libsndfile, .m4a) is handed to
@@ -156,7 +156,12 @@ def save_wav(path, wave, sample_rate: int, *, subtype: str = "PCM_16") -> Path:
     sample_rate : int > 0
         Hz.
     subtype : str
-        soundfile subtype, e.g. ``"PCM_16"``, ``"PCM_24"``, ``"FLOAT"``.
+        soundfile subtype, e.g. ``"PCM_16"``, ``"PCM_24"``, ``"FLOAT"``. ``"PCM_16"`` samples
+        are converted to int16 here (:func:`pcm16_samples`: nearest ``k / 32768``) rather than
+        by libsndfile, whose float-to-short rule differs between versions (1.2 floors
+        ``x * 32768``, older versions round ``x * 32767``). Reading the file as float gives
+        ``k / 32768`` in every version, so on-grid audio (``jaxaudio.attacks.round_to_16bit``,
+        16-bit-quantised adversarials) survives writing and reading bit for bit.
 
     Returns
     -------
@@ -185,16 +190,27 @@ def save_wav(path, wave, sample_rate: int, *, subtype: str = "PCM_16") -> Path:
         raise ValueError(f"wave contains {bad} NaN/Inf samples; refusing to write {str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     clipped = np.clip(wave.astype(np.float32), -1.0, 1.0)
-    sf.write(str(path), clipped, int(sample_rate), subtype=subtype, format="WAV")
+    data = pcm16_samples(clipped) if subtype.upper() == "PCM_16" else clipped
+    sf.write(str(path), data, int(sample_rate), subtype=subtype, format="WAV")
     return path
+
+
+def pcm16_samples(wave) -> np.ndarray:
+    """int16 samples of a float waveform: ``clip(round(32768 x), -32768, 32767)``.
+
+    The 16-bit grid is ``k / 32768`` (what libsndfile returns when it reads PCM_16 as float), so
+    a ``wave`` already on it maps to its exact ``k`` and reads back unchanged.
+    """
+    index = np.round(np.asarray(wave, np.float64) * 32768.0)
+    return np.clip(index, -32768, 32767).astype(np.int16)
 
 
 def quantize_pcm16(wave) -> np.ndarray:
     """The value a waveform has after a 16-bit PCM WAV write and read back (soundfile).
 
-    Computed by really writing the clipped samples to an in-memory PCM_16 WAV and reading them
-    back, so it matches :func:`save_wav` + :func:`load_audio` exactly whatever rounding rule the
-    installed libsndfile uses (1.2 floors ``x * 32768``; older versions round ``x * 32767``).
+    Computed by really writing the clipped samples (converted by :func:`pcm16_samples`, as
+    :func:`save_wav` does) to an in-memory PCM_16 WAV and reading them back with soundfile, so it
+    matches :func:`save_wav` + :func:`load_audio` exactly: the nearest ``k / 32768``.
     Useful to check that an adversarial perturbation survives being saved: compare a model's
     output on ``quantize_pcm16(x_adv)`` with that on ``x_adv``.
 
@@ -217,8 +233,8 @@ def quantize_pcm16(wave) -> np.ndarray:
         return wave.copy()
     buffer = io.BytesIO()
     # Every sample is quantised on its own, so the whole array can travel as one mono signal.
-    sf.write(buffer, np.clip(wave.reshape(-1), -1.0, 1.0), 8000, subtype="PCM_16",
-             format="WAV")
+    sf.write(buffer, pcm16_samples(np.clip(wave.reshape(-1), -1.0, 1.0)), 8000,
+             subtype="PCM_16", format="WAV")
     buffer.seek(0)
     restored, _ = sf.read(buffer, dtype="float32")
     return restored.reshape(wave.shape)

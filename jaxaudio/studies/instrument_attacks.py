@@ -18,7 +18,8 @@ leave with that of white noise at the same SNR. This module reruns that study:
    written and read back; confusion matrices, SNR histogram, success-vs-eps curve, listening
    examples; ``results.json`` and ``report.html`` (with the published table alongside).
 
-Every attack run is cached in ``out/cache/<attack>_seed<k>.npz`` and reused on a rerun.
+Every attack run is cached in ``out/cache/<key>/<attack>_seed<k>.npz`` and reused on a rerun;
+``<key>`` hashes the preset's settings, the seed, the data and the model's weights.
 """
 
 from __future__ import annotations
@@ -293,10 +294,30 @@ def _attack_kwargs(name: str, sp: StudyPreset, target_index: int) -> tuple[Any, 
     raise ValueError(f"unknown attack {name!r}")
 
 
+#: Bumped when cached arrays change meaning (2: the 16-bit grid became k/32768).
+CACHE_VERSION = 2
+
+
+def _cache_key(sp: StudyPreset, *, seed: int, data, clf) -> str:
+    """Folder name under ``out/cache`` for this configuration: settings, seed, data and the
+    model's weights, so a rerun with anything changed never reuses stale attack runs."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(json.dumps({"version": CACHE_VERSION, "preset": dataclasses.asdict(sp),
+                         "seed": seed, "data": str(data) if data else "synthetic",
+                         "labels": list(clf.label_names)}, sort_keys=True,
+                        default=str).encode())
+    for leaf in jax.tree.leaves(clf.variables):
+        h.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+    return h.hexdigest()[:16]
+
+
 def _run_attack(name: str, seed_index: int, clf, waves, labels, sp: StudyPreset, *, seed: int,
                 target_index: int, cache: pathlib.Path, keep_adversarial: bool) -> dict:
     """One attack run (cached in ``cache/<name>_seed<k>.npz``) -> arrays."""
     from jaxaudio import attacks
+    from jaxaudio.data import pcm16_samples
 
     path = cache / f"{name}_seed{seed_index}.npz"
     if path.is_file():
@@ -336,8 +357,8 @@ def _run_attack(name: str, seed_index: int, clf, waves, labels, sp: StudyPreset,
         "seconds": np.asarray(seconds),
     }
     if keep_adversarial:
-        # On the k/32767 grid (quantize_16bit): int16 stores it exactly.
-        out["adversarial_pcm"] = np.round(np.asarray(res.adversarial) * 32767.0).astype(np.int16)
+        # On the k/32768 grid (quantize_16bit): int16 stores it exactly.
+        out["adversarial_pcm"] = pcm16_samples(np.asarray(res.adversarial))
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, **out)
@@ -389,7 +410,7 @@ def _wav_check(clf, waves, run: dict, rate: int, tmp_root: pathlib.Path) -> dict
     """Write every adversarial of ``run`` as a 16-bit WAV, read it back, classify it again."""
     from jaxaudio.data import load_audio, save_wav
 
-    adv = run["adversarial_pcm"].astype(np.float32) / 32767.0
+    adv = run["adversarial_pcm"].astype(np.float32) / 32768.0
     tmp_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
         back = []
@@ -490,7 +511,7 @@ def _listening_examples(out_dir: pathlib.Path, name: str, waves, run: dict, name
     from jaxaudio.data import save_wav
 
     clips = np.flatnonzero(run["clip_mask"])
-    adv = run["adversarial_pcm"].astype(np.float32) / 32767.0
+    adv = run["adversarial_pcm"].astype(np.float32) / 32768.0
     chosen = [i for i in np.flatnonzero(run["success"]) if run["iterations"][i] > 0][:count]
     examples = []
     for i in chosen:
@@ -552,11 +573,11 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
         sp = dataclasses.replace(sp, num_clips=int(num_clips))
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cache = out / "cache"
     t_start = time.perf_counter()
 
     clf, model_info = _classifier(out, preset=preset, seed=seed, data=data, model=model,
                                   progress=progress)
+    cache = out / "cache" / _cache_key(sp, seed=seed, data=data, clf=clf)
     if clf.task != "multiclass":
         raise ValueError(f"the instrument study needs a multiclass classifier, got task "
                          f"{clf.task!r} ({model_info['path']})")
