@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -283,8 +284,19 @@ def _group_heading(folder: str) -> str:
     return "" if folder == "." else f"<h3>{_esc(folder)}/</h3>"
 
 
-def _figures_html(out_dir: Path) -> str:
-    groups = _files_by_folder(out_dir, (".png",))
+def _embedded_sources(html_text: str) -> set[str]:
+    """The ``src`` attributes of the images and players a study's own section already shows."""
+    return set(re.findall(r'\bsrc="([^"]+)"', html_text))
+
+
+def _without(groups: dict, out_dir: Path, skip: set[str]) -> dict:
+    kept = {folder: [p for p in files if _href(p, out_dir) not in skip]
+            for folder, files in groups.items()}
+    return {folder: files for folder, files in kept.items() if files}
+
+
+def _figures_html(out_dir: Path, skip: set[str] = frozenset()) -> str:
+    groups = _without(_files_by_folder(out_dir, (".png",)), out_dir, skip)
     if not groups:
         return ""
     parts = ["<section><h2>Figures</h2>"]
@@ -300,8 +312,8 @@ def _figures_html(out_dir: Path) -> str:
     return "".join(parts)
 
 
-def _audio_html(out_dir: Path) -> str:
-    groups = _files_by_folder(out_dir, (".wav",))
+def _audio_html(out_dir: Path, skip: set[str] = frozenset()) -> str:
+    groups = _without(_files_by_folder(out_dir, (".wav",)), out_dir, skip)
     if not groups:
         return ""
     parts = ["<section><h2>Listening examples</h2>"]
@@ -362,7 +374,7 @@ def write_report(out_dir: str | os.PathLike, *, title: str | None = None) -> Pat
     The page contains, in order: the registered section for ``results["study"]`` (if any, see
     :func:`register_section`), the generic tables of :func:`render_results`, every PNG under
     ``out_dir`` (recursively, grouped by folder, captions from file names) and every WAV as an
-    ``<audio controls>`` player. Links are relative, so the folder stays self-contained.
+    ``<audio controls>`` player -- except those the section already embeds (same ``src``). Links are relative, so the folder stays self-contained.
     """
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
@@ -372,11 +384,15 @@ def write_report(out_dir: str | os.PathLike, *, title: str | None = None) -> Pat
         title = str(results.get("title") or results.get("study") or out_dir.resolve().name)
     parts = []
     study = results.get("study")
+    shown: set[str] = set()
     if isinstance(study, str) and study in _SECTIONS:
-        parts.append(f'<div class="custom">{_SECTIONS[study](results, out_dir)}</div>')
+        section = _SECTIONS[study](results, out_dir)
+        shown = _embedded_sources(section)
+        parts.append(f'<div class="custom">{section}</div>')
     parts.append(f"<section><h2>Results</h2>{render_results(results, level=3)}</section>")
-    parts.append(_figures_html(out_dir))
-    parts.append(_audio_html(out_dir))
+    # Figures and players the study's section already shows are not repeated.
+    parts.append(_figures_html(out_dir, shown))
+    parts.append(_audio_html(out_dir, shown))
     path = out_dir / "report.html"
     path.write_text(_page(title, "\n".join(p for p in parts if p)), encoding="utf-8")
     return path

@@ -112,6 +112,22 @@ def test_registered_section_appears_above_the_generic_tables(out_dir):
     assert 'id="custom"' not in write_report(out_dir).read_text()
 
 
+def test_figures_and_audio_embedded_by_the_section_are_not_repeated(out_dir):
+    def render(results, where):
+        return ('<img src="figures/snr_histogram.png">'
+                '<audio controls src="audio/clip%207_adversarial.wav"></audio>')
+
+    register_section("toy_study", render)
+    try:
+        page = write_report(out_dir).read_text()
+    finally:
+        unregister_section("toy_study")
+    img_src = [re.search(r'src="([^"]*)"', t).group(1) for t in _tags(page, "img")]
+    assert img_src == ["figures/snr_histogram.png", "top_level.png"]  # section's, then the rest
+    assert len(_tags(page, "audio")) == 1
+    assert "<h2>Listening examples</h2>" not in page
+
+
 def test_register_section_rejects_bad_arguments():
     with pytest.raises(ValueError, match="study_name"):
         register_section("", lambda r, p: "")
