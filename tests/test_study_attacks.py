@@ -173,6 +173,34 @@ def test_cache_key_changes_with_settings_seed_and_weights(smoke):
     assert study._cache_key(sp, seed=0, data=None, clf=nudged) != key
 
 
+def test_real_data_runs_on_the_fsdkaggle2019_validation_quarter(tmp_path):
+    """``--data FSD_ROOT``: as in the study, the attacked clips are the single-label
+    instrument clips of the fixed-seed 25 % validation quarter of the curated set (files in the
+    real layout, 44.1 kHz WAV, resampled to 16 kHz)."""
+    from test_fsdkaggle import _write_split
+
+    from jaxaudio import tasks
+    from jaxaudio.data.types import INSTRUMENT_LABELS
+
+    root = tmp_path / "fsd"
+    rows = [(f"c{i:02d}.wav", INSTRUMENT_LABELS[i % 8]) for i in range(16)]
+    rows += [("m.wav", "Accordion,Gong"), ("w.wav", "Writing")]  # never attacked
+    _write_split(root, "train_curated_post_competition.csv",
+                 "FSDKaggle2019.audio_train_curated", rows)
+    quarter = tasks.load_split("fsdkaggle2019", "test", preset_name="smoke", seed=0,
+                               data=str(root))
+    assert 0 < len(quarter) < 16
+    model_dir = tmp_path / "model"
+    tasks.new_classifier("instruments", tasks.preset("instruments", "smoke"), seed=0).save(
+        model_dir)
+    results = study.run(out=tmp_path / "out", preset="smoke", seed=0, data=str(root),
+                        model=str(model_dir), seeds=1, progress=False)
+    assert results["dataset"] == "fsdkaggle2019"
+    assert results["attacks"]["pgd"]["n"] == len(quarter)
+    run = np.load(_cache(tmp_path / "out") / "pgd_seed0.npz")
+    np.testing.assert_array_equal(run["labels"], quarter.labels)
+
+
 def test_bad_arguments_rejected(tmp_path):
     with pytest.raises(ValueError, match="preset"):
         study.run(out=tmp_path, preset="huge")
