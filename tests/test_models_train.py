@@ -75,6 +75,19 @@ def test_save_load_roundtrip_and_logits(tmp_path, tiny_classifier):
     assert loaded.label_names == tiny_classifier.label_names
     grads = jax.grad(lambda w: loaded.logits_fn(w).sum())(waves)
     assert np.all(np.isfinite(np.asarray(grads)))
+    # The fingerprint survives the round trip and changes with any weight or statistic.
+    assert loaded.fingerprint() == tiny_classifier.fingerprint()
+    first = True
+
+    def nudge_one(a):
+        nonlocal first
+        hit, first = first, False
+        return a + 1e-3 if hit else a
+
+    nudged = dataclasses.replace(loaded, variables=jax.tree.map(nudge_one, loaded.variables))
+    assert nudged.fingerprint() != loaded.fingerprint()
+    shifted = dataclasses.replace(loaded, mean=np.asarray(loaded.mean) + 1e-3)
+    assert shifted.fingerprint() != loaded.fingerprint()
 
 
 def test_corrupt_checkpoint_gives_clear_error(tmp_path, tiny_classifier):

@@ -135,6 +135,23 @@ class Classifier:
             return (logits[:, 0] > 0).astype(np.int32)
         return logits.argmax(-1).astype(np.int32)
 
+    def fingerprint(self) -> str:
+        """Hex SHA-256 of everything that decides the outputs: front-end, architecture,
+        label names, task, standardisation statistics and every weight. Two bundles with the
+        same fingerprint compute the same function; studies key their caches on it."""
+        import hashlib
+
+        h = hashlib.sha256()
+        h.update(json.dumps({"frontend": self.frontend.to_dict(), "model": self.model_name,
+                             "kwargs": self.model_kwargs, "labels": list(self.label_names),
+                             "task": self.task, "excerpt_frames": self.excerpt_frames},
+                            sort_keys=True, default=str).encode())
+        for arr in (self.mean, self.std, *jax.tree.leaves(self.variables)):
+            a = np.ascontiguousarray(np.asarray(arr))
+            h.update(f"{a.dtype}{a.shape}".encode())
+            h.update(a.tobytes())
+        return h.hexdigest()
+
     # -- persistence -------------------------------------------------------------------------
     def save(self, directory) -> pathlib.Path:
         """Write ``directory/classifier.json`` and an Orbax checkpoint ``directory/variables``."""

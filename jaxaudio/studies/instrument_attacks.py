@@ -300,17 +300,14 @@ CACHE_VERSION = 2
 
 def _cache_key(sp: StudyPreset, *, seed: int, data, clf) -> str:
     """Folder name under ``out/cache`` for this configuration: settings, seed, data and the
-    model's weights, so a rerun with anything changed never reuses stale attack runs."""
+    model (:meth:`Classifier.fingerprint`), so a rerun with anything changed never reuses
+    stale attack runs."""
     import hashlib
 
-    h = hashlib.sha256()
-    h.update(json.dumps({"version": CACHE_VERSION, "preset": dataclasses.asdict(sp),
+    config = json.dumps({"version": CACHE_VERSION, "preset": dataclasses.asdict(sp),
                          "seed": seed, "data": str(data) if data else "synthetic",
-                         "labels": list(clf.label_names)}, sort_keys=True,
-                        default=str).encode())
-    for leaf in jax.tree.leaves(clf.variables):
-        h.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
-    return h.hexdigest()[:16]
+                         "model": clf.fingerprint()}, sort_keys=True, default=str)
+    return hashlib.sha256(config.encode()).hexdigest()[:16]
 
 
 def _run_attack(name: str, seed_index: int, clf, waves, labels, sp: StudyPreset, *, seed: int,

@@ -455,7 +455,8 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
     if clf.task != "binary":
         raise ValueError(f"the audit needs a binary singing voice detector, got task {clf.task!r}")
     cache = _Cache(out, {"preset": preset, "seed": seed, "data": str(data),
-                         "model": model_path, "study_preset": dataclasses.asdict(sp)})
+                         "model": model_path, "model_fingerprint": clf.fingerprint(),
+                         "study_preset": dataclasses.asdict(sp)})
     key = jax.random.key(seed)
     stages: dict[str, float] = {}
 
