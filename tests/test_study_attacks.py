@@ -194,8 +194,13 @@ def test_real_data_runs_on_the_fsdkaggle2019_validation_quarter(tmp_path):
     tasks.new_classifier("instruments", tasks.preset("instruments", "smoke"), seed=0).save(
         model_dir)
     results = study.run(out=tmp_path / "out", preset="smoke", seed=0, data=str(root),
-                        model=str(model_dir), seeds=1, progress=False)
+                        model=str(model_dir), seeds=1, attacks=["pgd"], progress=False)
     assert results["dataset"] == "fsdkaggle2019"
+    # Only the selected attack ran, and only it is reported.
+    assert results["attacks_run"] == ["pgd"] and set(results["attacks"]) == {"pgd"}
+    assert results["fgsm_sweep"] is None
+    assert set(results["noise_control"]) == {"pgd"}
+    assert "PGD" in (tmp_path / "out" / "report.html").read_text()
     assert results["attacks"]["pgd"]["n"] == len(quarter)
     run = np.load(_cache(tmp_path / "out") / "pgd_seed0.npz")
     np.testing.assert_array_equal(run["labels"], quarter.labels)
@@ -208,3 +213,6 @@ def test_bad_arguments_rejected(tmp_path):
         study.run(out=tmp_path, preset="smoke", seeds=0)
     with pytest.raises(ValueError, match="num_clips"):
         study.run(out=tmp_path, preset="smoke", num_clips=0)
+    for bad in (["pgd", "deepfool"], []):
+        with pytest.raises(ValueError, match="attacks"):
+            study.run(out=tmp_path, preset="smoke", attacks=bad)

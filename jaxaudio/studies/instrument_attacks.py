@@ -151,13 +151,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="runs of the stochastic attacks (default: the preset's)")
     parser.add_argument("--num-clips", type=int, default=None,
                         help="test clips attacked (default: the preset's)")
+    parser.add_argument("--attacks", nargs="+", choices=ATTACKS, default=None, metavar="ATTACK",
+                        help=f"run only these attacks, of {', '.join(ATTACKS)} (default: all; "
+                             "the FGSM eps sweep runs with fgsm)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run_from_args(args) -> int:
     results = run(out=args.out, preset=args.preset, seed=args.seed, data=args.data,
                   model=args.model, progress=not getattr(args, "no_progress", False),
-                  seeds=getattr(args, "seeds", None), num_clips=getattr(args, "num_clips", None))
+                  seeds=getattr(args, "seeds", None), num_clips=getattr(args, "num_clips", None),
+                  attacks=getattr(args, "attacks", None))
     print(f"report: {pathlib.Path(args.out) / 'report.html'}")
     return 0 if results else 1
 
@@ -308,6 +312,40 @@ def _cache_key(sp: StudyPreset, *, seed: int, data, clf) -> str:
                          "seed": seed, "data": str(data) if data else "synthetic",
                          "model": clf.fingerprint()}, sort_keys=True, default=str)
     return hashlib.sha256(config.encode()).hexdigest()[:16]
+
+
+def _fgsm_sweep(clf, waves, labels, sp: StudyPreset, cache: pathlib.Path) -> dict:
+    """FGSM at every eps of the preset in one compiled call (cached in ``fgsm_sweep.npz``)."""
+    from jaxaudio import attacks
+
+    sweep_path = cache / "fgsm_sweep.npz"
+    if sweep_path.is_file():
+        with np.load(sweep_path) as f:
+            sweep = {k: f[k] for k in f.files}
+    else:
+        t0 = time.perf_counter()
+        res = jax.device_get(attacks.fgsm_sweep(clf.logits_fn, waves, labels,
+                                                epsilons=list(sp.fgsm_epsilons),
+                                                quantize_16bit=True))
+        sweep = {"epsilons": np.asarray(res.epsilons), "success": np.asarray(res.success),
+                 "snr_db": np.asarray(res.snr_db, np.float64),
+                 "adversarial_prediction": np.asarray(res.adversarial_prediction),
+                 "seconds": np.asarray(time.perf_counter() - t0)}
+        np.savez_compressed(sweep_path, **sweep)
+    return sweep
+
+
+def _selected_attacks(attacks) -> tuple[str, ...]:
+    """The attacks to run, in :data:`ATTACKS` order; ``ValueError`` on unknown or no names."""
+    if attacks is None:
+        return ATTACKS
+    if isinstance(attacks, str):
+        attacks = [attacks]
+    attacks = list(attacks)
+    unknown = [a for a in attacks if a not in ATTACKS]
+    if unknown or not attacks:
+        raise ValueError(f"attacks must be a non-empty selection of {ATTACKS}, got {attacks!r}")
+    return tuple(a for a in ATTACKS if a in attacks)
 
 
 def _run_attack(name: str, seed_index: int, clf, waves, labels, sp: StudyPreset, *, seed: int,
@@ -536,7 +574,7 @@ def _listening_examples(out_dir: pathlib.Path, name: str, waves, run: dict, name
 # ----------------------------------------------------------------------------------------------
 def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
         progress: bool = True, seeds: Optional[int] = None,
-        num_clips: Optional[int] = None) -> dict:
+        num_clips: Optional[int] = None, attacks=None) -> dict:
     """Run the instrument attack study; write results, figures, audio and the report to ``out``.
 
     Args:
@@ -549,13 +587,17 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
       progress: tqdm bars.
       seeds: override the preset's number of runs of the stochastic attacks (>= 1).
       num_clips: override the preset's number of attacked clips (>= 1).
+      attacks: names from :data:`ATTACKS` to run (``None`` = all). ``results["attacks"]``,
+        the figures and the report then cover only those; the FGSM eps sweep runs with
+        ``"fgsm"``. Cached runs of the others are kept for a later full run.
 
     Returns:
       The results dict (also written to ``out/results.json``).
     """
     from tqdm.auto import tqdm
 
-    from jaxaudio import attacks, report, tasks
+    from jaxaudio import report, tasks
+    from jaxaudio.attacks import DEFAULT_FFT_SIZES
 
     if preset not in STUDY_PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {tuple(STUDY_PRESETS)}")
@@ -568,6 +610,7 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
         if int(num_clips) != num_clips or num_clips < 1:
             raise ValueError(f"num_clips must be an integer >= 1, got {num_clips!r}")
         sp = dataclasses.replace(sp, num_clips=int(num_clips))
+    selected = _selected_attacks(attacks)
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -598,9 +641,9 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
     margin = 2048
 
     # ---- attacks ------------------------------------------------------------------------
-    plan = [(name, k) for name in ATTACKS
+    plan = [(name, k) for name in selected
             for k in range(sp.seeds if name in STOCHASTIC else 1)]
-    runs: dict[str, list[dict]] = {name: [] for name in ATTACKS}
+    runs: dict[str, list[dict]] = {name: [] for name in selected}
     bar = tqdm(plan, desc="attacks", disable=not progress, unit="run")
     for name, k in bar:
         bar.set_postfix_str(f"{name} seed {k}")
@@ -612,52 +655,41 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
     settings = {"fgsm": {"eps": sp.fgsm_eps}, "pgd": dict(sp.pgd, random_start=True),
                 "cw": dict(sp.cw, target=sp.cw_target), "cw_random": dict(sp.cw, target="random"),
                 "mscw": dict(sp.mscw, target="random",
-                             fft_sizes=list(attacks.DEFAULT_FFT_SIZES))}
+                             fft_sizes=list(DEFAULT_FFT_SIZES))}
     summary = {name: _summarise(runs[name], targeted=name in ("cw", "cw_random", "mscw"),
-                                max_iterations=max_its[name]) for name in ATTACKS}
-    for name in ATTACKS:
+                                max_iterations=max_its[name]) for name in selected}
+    for name in selected:
         summary[name]["settings"] = settings[name]
         summary[name]["published"] = PUBLISHED[name]
 
     # ---- FGSM sweep (one compiled call) -----------------------------------------------
-    sweep_path = cache / "fgsm_sweep.npz"
-    if sweep_path.is_file():
-        with np.load(sweep_path) as f:
-            sweep = {k: f[k] for k in f.files}
-    else:
-        t0 = time.perf_counter()
-        res = jax.device_get(attacks.fgsm_sweep(clf.logits_fn, waves, labels,
-                                                epsilons=list(sp.fgsm_epsilons),
-                                                quantize_16bit=True))
-        sweep = {"epsilons": np.asarray(res.epsilons), "success": np.asarray(res.success),
-                 "snr_db": np.asarray(res.snr_db, np.float64),
-                 "adversarial_prediction": np.asarray(res.adversarial_prediction),
-                 "seconds": np.asarray(time.perf_counter() - t0)}
-        np.savez_compressed(sweep_path, **sweep)
     sweep_success, sweep_acc, sweep_snr = [], [], []
-    for j, eps in enumerate(sp.fgsm_epsilons):
-        s = sweep["success"][j]
-        snr = _stats(sweep["snr_db"][j][s])
-        entry = {"success_rate": float(s.mean()),
-                 "accuracy_after": float((sweep["adversarial_prediction"][j] == labels).mean()),
-                 "snr_db_mean": snr["mean"], "snr_db_std": snr["std"],
-                 "snr_db_median": snr["median"], "iterations_mean": 1.0 if s.any() else None,
-                 "n": int(len(labels)), "targeted": False,
-                 "seconds": float(sweep["seconds"]) / len(sp.fgsm_epsilons),
-                 "settings": {"eps": float(eps)}}
-        summary[f"fgsm@{eps:g}"] = entry
-        sweep_success.append(entry["success_rate"])
-        sweep_acc.append(entry["accuracy_after"])
-        sweep_snr.append(entry["snr_db_mean"])
+    if "fgsm" in selected:
+        sweep = _fgsm_sweep(clf, waves, labels, sp, cache)
+        for j, eps in enumerate(sp.fgsm_epsilons):
+            s = sweep["success"][j]
+            snr = _stats(sweep["snr_db"][j][s])
+            accuracy = float((sweep["adversarial_prediction"][j] == labels).mean())
+            entry = {"success_rate": float(s.mean()), "accuracy_after": accuracy,
+                     "snr_db_mean": snr["mean"], "snr_db_std": snr["std"],
+                     "snr_db_median": snr["median"], "iterations_mean": 1.0 if s.any() else None,
+                     "n": int(len(labels)), "targeted": False,
+                     "seconds": float(sweep["seconds"]) / len(sp.fgsm_epsilons),
+                     "settings": {"eps": float(eps)}}
+            summary[f"fgsm@{eps:g}"] = entry
+            sweep_success.append(entry["success_rate"])
+            sweep_acc.append(entry["accuracy_after"])
+            sweep_snr.append(entry["snr_db_mean"])
 
     # ---- white-noise control ------------------------------------------------------------
-    noise_rng = np.random.default_rng(seed + 12345)
     noise_control = {}
-    for name in ATTACKS:
+    for name in selected:
         level = summary[name]["snr_db_mean"]
         if level is None:
             noise_control[name] = {"snr_db": None, "accuracy": None}
             continue
+        # One generator per attack: the same noise whichever attacks are selected.
+        noise_rng = np.random.default_rng([seed, 12345, ATTACKS.index(name)])
         noisy = _white_noise_at(waves, level, noise_rng, margin)
         acc = float((_predict(clf, noisy) == labels).mean())
         noise_control[name] = {"snr_db": level, "accuracy": acc}
@@ -666,7 +698,7 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
     # ---- success re-measured on 16-bit WAV files ---------------------------------------
     wav_path = cache / "wav_check.json"
     wav_check = json.loads(wav_path.read_text()) if wav_path.is_file() else {}
-    for name in tqdm(ATTACKS, desc="WAV check", disable=not progress):
+    for name in tqdm(selected, desc="WAV check", disable=not progress):
         if name not in wav_check:
             wav_check[name] = _wav_check(clf, waves, runs[name][0], rate, cache / "tmp")
             wav_path.write_text(json.dumps(wav_check, indent=2))
@@ -677,7 +709,7 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     listening = {}
-    for name in ATTACKS:
+    for name in selected:
         r = runs[name][0]
         _confusion_png(figures / f"confusion_{name}.png", r["labels"],
                        r["adversarial_prediction"], names,
@@ -688,9 +720,10 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
                    f"clean excerpts (n={len(labels)})")
     _snr_histogram_png(figures / "snr_histogram.png",
                        {n: np.concatenate([r["snr_db"][r["success"]] for r in runs[n]])
-                        for n in ATTACKS if n != "fgsm"})
-    _sweep_png(figures / "fgsm_success_vs_eps.png", list(sp.fgsm_epsilons), sweep_success,
-               sweep_acc, sweep_snr)
+                        for n in selected if n != "fgsm"})
+    if "fgsm" in selected:
+        _sweep_png(figures / "fgsm_success_vs_eps.png", list(sp.fgsm_epsilons), sweep_success,
+                   sweep_acc, sweep_snr)
 
     results = {
         "study": NAME,
@@ -724,9 +757,10 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
         "preset_deviations_from_paper": list(sp.deviations),
         "attacks": summary,
         "noise_control": noise_control,
-        "fgsm_sweep": {"epsilons": [float(e) for e in sp.fgsm_epsilons],
-                       "success_rate": sweep_success, "accuracy_after": sweep_acc,
-                       "snr_db_mean": sweep_snr},
+        "attacks_run": list(selected),
+        "fgsm_sweep": None if "fgsm" not in selected else {
+            "epsilons": [float(e) for e in sp.fgsm_epsilons], "success_rate": sweep_success,
+            "accuracy_after": sweep_acc, "snr_db_mean": sweep_snr},
         "listening_examples": listening,
         "published": PUBLISHED,
         "seconds": time.perf_counter() - t_start,
@@ -753,7 +787,7 @@ def render_section(results: dict, out_dir: pathlib.Path) -> str:
     rows = []
     labels = {"fgsm": "FGSM", "pgd": "PGD", "cw": f"C&W → {results['method']['cw_fixed_target']}",
               "cw_random": "C&W → random other", "mscw": "multi-scale C&W"}
-    for name in ATTACKS:
+    for name in [n for n in ATTACKS if n in a]:
         e = a[name]
         pub = e.get("published", {})
         snr = "–" if e["snr_db_mean"] is None else (
