@@ -17,7 +17,7 @@ demo: setup
 	$(PY) -m jaxaudio demo --out $(OUT)
 
 test: setup
-	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q -n 2 --durations=10
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
