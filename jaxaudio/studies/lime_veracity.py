@@ -101,7 +101,7 @@ PRESETS = {
     "smoke": StudyPreset(per_direction=2, num_samples=128, confidence=0.5, max_iterations=10,
                          ig_steps=4, horse_examples=1, subset_examples=1, subset_iterations=10,
                          stability_sizes=(32, 64, 128), stability_repeats=2),
-    "demo": StudyPreset(per_direction=8, num_samples=1024, max_iterations=100, ig_steps=16,
+    "demo": StudyPreset(per_direction=16, num_samples=1024, max_iterations=100, ig_steps=16,
                         horse_examples=4, subset_examples=4),
     "paper": StudyPreset(per_direction=50, num_samples=8192, max_iterations=1000,
                          ig_steps=32, horse_examples=25, subset_examples=25,
