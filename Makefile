@@ -17,7 +17,7 @@ demo: setup
 	$(PY) -m jaxaudio demo --out $(OUT)
 
 test: setup
-	$(PY) -m pytest -q -n 2 --durations=10
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=10
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
