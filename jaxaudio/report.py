@@ -12,8 +12,8 @@ from __future__ import annotations
 import html
 import json
 import math
-import re
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import quote
@@ -374,7 +374,8 @@ def write_report(out_dir: str | os.PathLike, *, title: str | None = None) -> Pat
     The page contains, in order: the registered section for ``results["study"]`` (if any, see
     :func:`register_section`), the generic tables of :func:`render_results`, every PNG under
     ``out_dir`` (recursively, grouped by folder, captions from file names) and every WAV as an
-    ``<audio controls>`` player -- except those the section already embeds (same ``src``). Links are relative, so the folder stays self-contained.
+    ``<audio controls>`` player -- except those the section already embeds (same ``src``).
+    Links are relative, so the folder stays self-contained.
     """
     out_dir = Path(out_dir)
     if not out_dir.is_dir():

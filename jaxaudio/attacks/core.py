@@ -44,6 +44,7 @@ import optax
 
 from jaxaudio import metrics
 from jaxaudio.attacks import losses
+from jaxaudio.data.audio import PCM16_MAX_INDEX, PCM16_MIN_INDEX, PCM16_SCALE
 
 __all__ = [
     "PCM16_SCALE",
@@ -97,13 +98,10 @@ __all__ = [
 Array = Any
 LogitsFn = Callable[[Array], Array]
 
-#: 16-bit PCM grid: adversarials with ``quantize_16bit`` are ``k / PCM16_SCALE`` for integer
-#: ``k`` in ``[-32768, 32767]`` -- exactly what libsndfile returns when a PCM_16 file is read as
-#: float (it divides by 0x8000), so an adversarial written by :func:`jaxaudio.data.save_wav` and
-#: read back is the very array the attack evaluated.
-PCM16_SCALE = 32768.0
-PCM16_MIN_INDEX = -32768
-PCM16_MAX_INDEX = 32767
+# 16-bit PCM grid (defined with the audio I/O): adversarials with ``quantize_16bit`` are
+# ``k / PCM16_SCALE`` for integer ``k`` in ``[PCM16_MIN_INDEX, PCM16_MAX_INDEX]``, so an
+# adversarial written by :func:`jaxaudio.data.save_wav` and read back is the very array the
+# attack evaluated.
 
 _DECISIONS = ("softmax", "sigmoid")
 _DOMAINS = ("waveform", "spectrogram")

@@ -1,6 +1,12 @@
 """Audio I/O, embedded synthetic datasets, real dataset loaders, windowing, label corruption."""
 
-from jaxaudio.data.audio import load_audio, pcm16_samples, quantize_pcm16, save_wav
+from jaxaudio.data.audio import (
+    load_audio,
+    pcm16_samples,
+    pcm16_to_float,
+    quantize_pcm16,
+    save_wav,
+)
 from jaxaudio.data.corruption import corrupt_labels, corrupt_multilabel, pair_flip
 from jaxaudio.data.fsdkaggle import FSDKAGGLE2019_LABELS, fsdkaggle_split, load_fsdkaggle2019
 from jaxaudio.data.jamendo import load_jamendo
@@ -12,6 +18,6 @@ from jaxaudio.data.windowing import window, window_dataset
 __all__ = [
     "FSDKAGGLE2019_LABELS", "INSTRUMENT_LABELS", "ClipDataset", "SongDataset",
     "corrupt_labels", "corrupt_multilabel", "fsdkaggle_split", "load_audio", "load_fsdkaggle2019",
-    "load_jamendo", "make_synth_instruments", "make_synth_voice", "pair_flip", "pcm16_samples", "quantize_pcm16",
+    "load_jamendo", "make_synth_instruments", "make_synth_voice", "pair_flip", "pcm16_samples", "pcm16_to_float", "quantize_pcm16",
     "save_wav", "window", "window_dataset",
 ]

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["load_audio", "save_wav", "quantize_pcm16", "pcm16_samples", "audio_info"]
+__all__ = ["load_audio", "save_wav", "quantize_pcm16", "pcm16_samples", "pcm16_to_float",
+           "PCM16_SCALE", "PCM16_MIN_INDEX", "PCM16_MAX_INDEX", "audio_info"]
+
+#: The 16-bit PCM grid: sample ``k`` (int16, ``[-32768, 32767]``) is the float ``k / 32768``,
+#: which is what libsndfile returns when it reads a PCM_16 file as float (it divides by 0x8000).
+PCM16_SCALE = 32768.0
+PCM16_MIN_INDEX = -32768
+PCM16_MAX_INDEX = 32767
 
 # Containers libsndfile reads itself. A file with one of these extensions that soundfile
 # cannot open is corrupt; anything else (e.g. .mp3 with an old libsndfile, .m4a) is handed to
@@ -201,8 +208,13 @@ def pcm16_samples(wave) -> np.ndarray:
     The 16-bit grid is ``k / 32768`` (what libsndfile returns when it reads PCM_16 as float), so
     a ``wave`` already on it maps to its exact ``k`` and reads back unchanged.
     """
-    index = np.round(np.asarray(wave, np.float64) * 32768.0)
-    return np.clip(index, -32768, 32767).astype(np.int16)
+    index = np.round(np.asarray(wave, np.float64) * PCM16_SCALE)
+    return np.clip(index, PCM16_MIN_INDEX, PCM16_MAX_INDEX).astype(np.int16)
+
+
+def pcm16_to_float(samples) -> np.ndarray:
+    """float32 ``k / 32768`` of int16 samples (what reading a PCM_16 file as float gives)."""
+    return np.asarray(samples, np.int16).astype(np.float32) / np.float32(PCM16_SCALE)
 
 
 def quantize_pcm16(wave) -> np.ndarray:

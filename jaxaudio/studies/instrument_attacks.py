@@ -443,9 +443,9 @@ def _summarise(runs: list[dict], *, targeted: bool, max_iterations: int) -> dict
 
 def _wav_check(clf, waves, run: dict, rate: int, tmp_root: pathlib.Path) -> dict:
     """Write every adversarial of ``run`` as a 16-bit WAV, read it back, classify it again."""
-    from jaxaudio.data import load_audio, save_wav
+    from jaxaudio.data import load_audio, pcm16_to_float, save_wav
 
-    adv = run["adversarial_pcm"].astype(np.float32) / 32768.0
+    adv = pcm16_to_float(run["adversarial_pcm"])
     tmp_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
         back = []
@@ -543,10 +543,10 @@ def _sweep_png(path, epsilons, success, accuracy, snr_mean):
 def _listening_examples(out_dir: pathlib.Path, name: str, waves, run: dict, names, rate: int,
                         count: int) -> list[dict]:
     """Original / adversarial / amplified perturbation WAVs of the first successful clips."""
-    from jaxaudio.data import save_wav
+    from jaxaudio.data import pcm16_to_float, save_wav
 
     clips = np.flatnonzero(run["clip_mask"])
-    adv = run["adversarial_pcm"].astype(np.float32) / 32768.0
+    adv = pcm16_to_float(run["adversarial_pcm"])
     chosen = [i for i in np.flatnonzero(run["success"]) if run["iterations"][i] > 0][:count]
     examples = []
     for i in chosen:
