@@ -6,6 +6,7 @@
     jaxaudio noise  --preset demo --out runs/noise        (study 2, REFERENCE.md §2)
     jaxaudio audit  --preset demo --out runs/audit        (study 3, REFERENCE.md §3)
     jaxaudio demo --out runs/demo                         (foundation + all three studies)
+    jaxaudio report runs/demo                             (redraw reports from the files)
 """
 
 from __future__ import annotations
@@ -118,26 +119,33 @@ def cmd_demo(args) -> int:
         print(f"== {command}: {help_text}", flush=True)
         _study(module).run(out=out / command, preset=args.preset, seed=args.seed, model=model)
         reports[f"{command}: {help_text}"] = out / command / "report.html"
+    parts = {name: pathlib.Path(path).parent.relative_to(out).as_posix()
+             for name, path in reports.items()}
+    (out / "index.json").write_text(json.dumps({"title": "jaxaudio demo", "parts": parts},
+                                               indent=2))
     index = report.combine_reports(out, reports, title="jaxaudio demo")
     print(f"report: {index}")
     return 0
 
 
+def cmd_report(args) -> int:
+    """Redraw the figures and report.html of a finished study or demo folder from its files."""
+    from jaxaudio import report
+
+    for path in report.redraw(args.folder):
+        print(f"report: {path}")
+    return 0
+
+
 def _plot_history(history, path: pathlib.Path, name: str) -> None:
-    import matplotlib
+    from jaxaudio.report import page
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(5, 3))
+    fig, ax = page.new_figure(5, 3)
     ax.plot([h["epoch"] for h in history], [h["loss"] for h in history], marker="o")
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss")
     ax.set_title(f"{name}: training loss")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    page.save_figure(fig, path, dpi=100)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="*", default=None, metavar="STUDY",
                    help="run only these studies after the foundation (default: all; --only alone: none)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("report", help="redraw a finished study or demo folder's reports from "
+                                      "its files (results.json, arrays, audio)")
+    p.add_argument("folder", help="a study's --out folder, or the demo's")
+    p.set_defaults(func=cmd_report)
 
     for command, module, help_text, _ in STUDY_COMMANDS:
         study = _study(module)

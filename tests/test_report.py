@@ -1,4 +1,5 @@
-"""report.html from results.json, figures and audio; custom sections; the combined index."""
+"""report.html from files: the generic page of an unknown study, the shared page pieces, the
+combined index and redrawing a folder."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from jaxaudio.report import combine_reports, register_section, unregister_section, write_report
+from jaxaudio.report import combine_reports, page, redraw, write_report
 
 RESULTS = {
     "study": "toy_study",
@@ -27,16 +28,9 @@ RESULTS = {
 
 
 def _tiny_png(path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(1, 1), dpi=20)
+    fig, ax = page.new_figure(1, 1)
     ax.plot([0, 1], [1, 0])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    page.save_figure(fig, path, dpi=20)
 
 
 @pytest.fixture
@@ -97,44 +91,6 @@ def test_all_text_is_escaped(tmp_path):
     assert "<title>A &amp; B &lt;c&gt;</title>" in page
 
 
-def test_registered_section_appears_above_the_generic_tables(out_dir):
-    def render(results, where):
-        assert where == out_dir
-        return f'<p id="custom">headline {results["clean_accuracy"]}</p>'
-
-    register_section("toy_study", render)
-    try:
-        page = write_report(out_dir).read_text()
-    finally:
-        unregister_section("toy_study")
-    assert '<p id="custom">headline 0.835</p>' in page
-    assert page.index('id="custom"') < page.index("<h2>Results</h2>")
-    assert 'id="custom"' not in write_report(out_dir).read_text()
-
-
-def test_figures_and_audio_embedded_by_the_section_are_not_repeated(out_dir):
-    def render(results, where):
-        return ('<img src="figures/snr_histogram.png">'
-                '<audio controls src="audio/clip%207_adversarial.wav"></audio>')
-
-    register_section("toy_study", render)
-    try:
-        page = write_report(out_dir).read_text()
-    finally:
-        unregister_section("toy_study")
-    img_src = [re.search(r'src="([^"]*)"', t).group(1) for t in _tags(page, "img")]
-    assert img_src == ["figures/snr_histogram.png", "top_level.png"]  # section's, then the rest
-    assert len(_tags(page, "audio")) == 1
-    assert "<h2>Listening examples</h2>" not in page
-
-
-def test_register_section_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="study_name"):
-        register_section("", lambda r, p: "")
-    with pytest.raises(ValueError, match="render"):
-        register_section("x", "not callable")
-
-
 def test_missing_or_invalid_results_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="results.json"):
         write_report(tmp_path)
@@ -144,17 +100,51 @@ def test_missing_or_invalid_results_are_rejected(tmp_path):
     (tmp_path / "results.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="JSON object"):
         write_report(tmp_path)
-    with pytest.raises(ValueError, match="out_dir"):
+    with pytest.raises(ValueError, match="folder not found"):
         write_report(tmp_path / "nowhere")
 
 
 def test_combine_reports_links_children_relatively(out_dir, tmp_path_factory):
     write_report(out_dir)
     index_dir = out_dir.parent
+    results = dict(RESULTS, headline="accuracy 0.835 -> 0.17")
+    (out_dir / "results.json").write_text(json.dumps(results))
     index = combine_reports(index_dir, {"toy <study>": out_dir})
-    page = index.read_text()
-    href = re.search(r'<a href="([^"]*)">', page).group(1)
+    text = index.read_text()
+    href = re.search(r'<a href="([^"]*)">', text).group(1)
     assert (index_dir / href) == out_dir / "report.html"
-    assert "toy &lt;study&gt;" in page and ">0.835<" in page
+    assert "toy &lt;study&gt;" in text and "accuracy 0.835 -&gt; 0.17" in text
     with pytest.raises(ValueError, match="not found"):
         combine_reports(index_dir, {"ghost": tmp_path_factory.mktemp("empty")})
+
+
+def test_page_pieces_escape_and_link(out_dir):
+    fig = page.figure(out_dir, out_dir / "figures" / "snr_histogram.png", "read <this>",
+                      title="SNR")
+    assert '<a href="figures/snr_histogram.png"><img src="figures/snr_histogram.png"' in fig
+    assert "read &lt;this&gt;" in fig and "<b>SNR.</b>" in fig
+    assert "figure missing" in page.figure(out_dir, out_dir / "nope.png", "x")
+    box = page.listening(out_dir, [{"title": "clip 7", "facts": {"true": "Piano", "SNR": 41.234},
+                                    "players": [("original", out_dir / "audio" / "none.wav"),
+                                                ("adversarial", out_dir / "audio" /
+                                                 "clip 7_adversarial.wav")]}])
+    assert box.count("<audio") == 1 and "41.23" in box and "Piano" in box
+    assert page.warnings([]) == ""
+    assert "clean accuracy 0.1" in page.warnings(["clean accuracy 0.1"])
+    t = page.table(["a", "b"], [["x", 0.5]], published=[["paper", "0.4"]])
+    assert '<tr class="published">' in t and '<td class="num">0.5</td>' in t
+    folded = page.raw_numbers(RESULTS)
+    assert folded.startswith("<details>") and "clean_accuracy" in folded
+
+
+def test_redraw_study_and_demo_folders(out_dir):
+    first = write_report(out_dir).read_text()
+    assert redraw(out_dir) == [out_dir / "report.html"]
+    assert (out_dir / "report.html").read_text() == first
+    demo = out_dir.parent
+    (demo / "index.json").write_text(json.dumps({"title": "demo",
+                                                 "parts": {"toy": out_dir.name}}))
+    written = redraw(demo)
+    assert written[-1] == demo / "index.html" and written[0] == out_dir / "report.html"
+    with pytest.raises(ValueError, match="neither results.json"):
+        redraw(out_dir / "figures")

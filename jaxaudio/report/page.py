@@ -1,10 +1,9 @@
-"""Turn an experiment's output folder into a self-contained ``report.html``.
+"""The shared page code of every report: CSS, tables, warning boxes, figures with captions,
+listening rows, folded raw numbers, and a matplotlib figure that needs no backend.
 
-An experiment writes ``results.json`` (numbers), figures (PNG) and listening examples (WAV)
-under its ``--out`` folder; :func:`write_report` renders all of it into one HTML page with
-inline CSS (images and audio are referenced by relative path, so the folder can be moved or
-zipped as a whole). Studies can put a custom section above the generic tables with
-:func:`register_section`; :func:`combine_reports` writes an index page over several reports.
+Every piece returns an HTML fragment with all text escaped; links are relative to the study
+folder, so a folder can be moved or zipped as a whole. Per-study modules
+(:mod:`jaxaudio.report.attacks` and friends) compose these pieces from files only.
 """
 
 from __future__ import annotations
@@ -15,20 +14,13 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
 __all__ = [
-    "register_section",
-    "unregister_section",
-    "render_results",
-    "write_report",
-    "combine_reports",
+    "render_results", "table", "warnings", "figure", "figures", "listening", "raw_numbers",
+    "document", "new_figure", "save_figure", "read_results", "read_arrays", "esc", "fmt",
 ]
-
-SectionRenderer = Callable[[dict, Path], str]
-
-_SECTIONS: dict[str, SectionRenderer] = {}
 
 #: Lists of numbers longer than this are shown as head ... tail plus a summary.
 _MAX_LIST_ITEMS = 8
@@ -36,49 +28,38 @@ _MAX_LIST_ITEMS = 8
 _MAX_MATRIX_SIDE = 40
 
 _CSS = """
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
-       max-width: 70em; padding: 0 1em; color: #222; line-height: 1.4; }
-h1 { border-bottom: 2px solid #444; padding-bottom: .2em; }
-h2 { border-bottom: 1px solid #bbb; margin-top: 1.6em; }
-section { margin-left: .6em; }
-table { border-collapse: collapse; margin: .6em 0 1em; font-size: .92em; }
-th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: left; vertical-align: top; }
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 1.5em auto;
+       max-width: 76em; padding: 0 1em; color: #222; line-height: 1.4; }
+h1 { border-bottom: 2px solid #444; padding-bottom: .2em; font-size: 1.6em; }
+h2 { border-bottom: 1px solid #bbb; margin-top: 1.6em; font-size: 1.25em; }
+section { margin-left: .2em; }
+.scroll { overflow-x: auto; max-width: 100%; }
+table { border-collapse: collapse; margin: .6em 0 1em; font-size: .88em; }
+th, td { border: 1px solid #ccc; padding: .2em .5em; text-align: left; vertical-align: top; }
 th { background: #f0f0f0; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-figure { display: inline-block; margin: .5em 1em .8em 0; vertical-align: top; }
-figure img { max-width: 32em; max-height: 28em; border: 1px solid #ddd; }
-figcaption { font-size: .85em; color: #555; max-width: 32em; }
-.audio { margin: .3em 0; display: flex; align-items: center; gap: 1em; }
-.audio .label { min-width: 18em; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr.published td { color: #555; background: #fafafa; font-style: italic; }
+.lead { font-size: 1em; max-width: 60em; }
+.warn { border: 1px solid #d9a400; background: #fff7d6; padding: .5em 1em; margin: .8em 0;
+        border-radius: 4px; }
+.warn strong { color: #7a5200; }
+.note { color: #555; font-size: .9em; max-width: 60em; }
+.figs { display: flex; flex-wrap: wrap; gap: 1.2em; }
+figure { margin: .4em 0 .8em; flex: 1 1 36em; max-width: 100%; }
+figure.wide { flex-basis: 100%; }
+figure img { width: 100%; height: auto; border: 1px solid #ddd; }
+figcaption { font-size: .88em; color: #333; margin-top: .3em; }
+figcaption b { color: #000; }
+.clip { border: 1px solid #ddd; border-radius: 4px; padding: .4em .8em; margin: .6em 0; }
+.clip .facts { font-size: .9em; color: #333; margin-bottom: .3em; }
+.players { display: flex; flex-wrap: wrap; gap: .4em 1.4em; }
+.player { display: flex; flex-direction: column; font-size: .85em; }
+.player audio { width: 17em; height: 2.2em; }
+details { margin: 1em 0; }
+details > summary { cursor: pointer; font-weight: bold; }
 .path { color: #888; font-size: .8em; }
-.custom { margin-bottom: 1.5em; }
+ul.reports li { margin-bottom: 1em; }
 """
-
-
-# ----------------------------------------------------------------------------- registry
-
-
-def register_section(study_name: str, render: SectionRenderer) -> None:
-    """Register a custom report section for one study.
-
-    Parameters
-    ----------
-    study_name : str
-        Matched against ``results["study"]``.
-    render : callable ``(results: dict, out_dir: Path) -> str``
-        Returns an HTML fragment inserted verbatim above the generic tables; it must escape
-        any text it includes (``html.escape``). Registering a name again replaces the renderer.
-    """
-    if not isinstance(study_name, str) or not study_name:
-        raise ValueError(f"study_name must be a non-empty string, got {study_name!r}")
-    if not callable(render):
-        raise ValueError(f"render must be callable (results, out_dir) -> str, got {render!r}")
-    _SECTIONS[study_name] = render
-
-
-def unregister_section(study_name: str) -> None:
-    """Remove a renderer added by :func:`register_section` (no error if absent)."""
-    _SECTIONS.pop(study_name, None)
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -350,96 +331,142 @@ def _read_results(path: Path) -> dict:
     return results
 
 
-# ----------------------------------------------------------------------------- pages
 
 
-def write_report(out_dir: str | os.PathLike, *, title: str | None = None) -> Path:
-    """Render ``out_dir/results.json`` plus its figures and audio into ``out_dir/report.html``.
+# ----------------------------------------------------------------------------- page pieces
 
-    Parameters
-    ----------
-    out_dir : path-like
-        An experiment's output folder; must contain ``results.json`` (a JSON object).
-    title : str, optional
-        Page title; defaults to ``results["title"]``, else ``results["study"]``, else the
-        folder name.
 
-    Returns
-    -------
-    Path
-        The written ``report.html``.
+def esc(text: Any) -> str:
+    """``text`` escaped for HTML (quotes included)."""
+    return _esc(text)
 
-    Notes
-    -----
-    The page contains, in order: the registered section for ``results["study"]`` (if any, see
-    :func:`register_section`), the generic tables of :func:`render_results`, every PNG under
-    ``out_dir`` (recursively, grouped by folder, captions from file names) and every WAV as an
-    ``<audio controls>`` player -- except those the section already embeds (same ``src``).
-    Links are relative, so the folder stays self-contained.
+
+def fmt(value: Any, digits: int = 3, *, std: Any = None) -> str:
+    """A number with ``digits`` decimals (``–`` for None/NaN), optionally ``± std``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, str):
+        return value
+    text = f"{value:.{digits}f}"
+    if std is not None and not (isinstance(std, float) and math.isnan(std)):
+        text += f" ± {std:.{digits}f}"
+    return text
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]], *,
+          published: Iterable[Sequence[Any]] = (), caption: str | None = None) -> str:
+    """A scrollable table; ``rows`` are measured values, ``published`` rows are shown greyed.
+
+    Cells are plain text (escaped here); numbers are right-aligned.
     """
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise ValueError(f"out_dir is not a folder: {out_dir}")
-    results = _read_results(out_dir / "results.json")
-    if title is None:
-        title = str(results.get("title") or results.get("study") or out_dir.resolve().name)
-    parts = []
-    study = results.get("study")
-    shown: set[str] = set()
-    if isinstance(study, str) and study in _SECTIONS:
-        section = _SECTIONS[study](results, out_dir)
-        shown = _embedded_sources(section)
-        parts.append(f'<div class="custom">{section}</div>')
-    parts.append(f"<section><h2>Results</h2>{render_results(results, level=3)}</section>")
-    # Figures and players the study's section already shows are not repeated.
-    parts.append(_figures_html(out_dir, shown))
-    parts.append(_audio_html(out_dir, shown))
-    path = out_dir / "report.html"
-    path.write_text(_page(title, "\n".join(p for p in parts if p)), encoding="utf-8")
+    def cells(row):
+        return "".join(
+            f'<td class="num">{_esc(_fmt(c))}</td>' if _is_number(c) else f"<td>{_esc(c)}</td>"
+            for c in row)
+
+    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
+    body = "".join(f"<tr>{cells(r)}</tr>" for r in rows)
+    body += "".join(f'<tr class="published">{cells(r)}</tr>' for r in published)
+    cap = f"<caption>{_esc(caption)}</caption>" if caption else ""
+    return f'<div class="scroll"><table>{cap}<tr>{head}</tr>{body}</table></div>'
+
+
+def warnings(messages: Iterable[str]) -> str:
+    """A warning box listing degenerate numbers (empty string if there are none)."""
+    items = [m for m in messages if m]
+    if not items:
+        return ""
+    lis = "".join(f"<li>{_esc(m)}</li>" for m in items)
+    return f'<div class="warn"><strong>Read with care</strong><ul>{lis}</ul></div>'
+
+
+def figure(out_dir: Path, path: Path, caption: str, *, title: str | None = None,
+           wide: bool = False) -> str:
+    """A figure, full size on click, with a caption that says what to read from it.
+
+    ``caption`` is plain text; ``title`` (bold, first) names the figure. A missing file is
+    shown as a note instead of a broken image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return f'<p class="note">figure missing: {_esc(path.name)}</p>'
+    href = _href(path, out_dir)
+    head = f"<b>{_esc(title)}.</b> " if title else ""
+    cls = ' class="wide"' if wide else ""
+    return (f'<figure{cls}><a href="{href}"><img src="{href}" alt="{_esc(title or path.stem)}">'
+            f"</a><figcaption>{head}{_esc(caption)}</figcaption></figure>")
+
+
+def figures(parts: Iterable[str]) -> str:
+    """Figures side by side where the page is wide enough."""
+    return '<div class="figs">' + "".join(parts) + "</div>"
+
+
+def listening(out_dir: Path, clips: Iterable[Mapping[str, Any]]) -> str:
+    """Listening examples, one box per clip.
+
+    Each clip is ``{"title": str, "facts": {name: value}, "players": [(label, wav_path)]}``
+    with players in listening order (original -> adversarial -> perturbation).
+    """
+    boxes = []
+    for clip in clips:
+        facts = " · ".join(f"{_esc(k)}: <b>{_esc(_fmt(v) if _is_number(v) else v)}</b>"
+                           for k, v in clip.get("facts", {}).items())
+        players = "".join(
+            f'<div class="player"><span>{_esc(label)}</span>'
+            f'<audio controls preload="none" src="{_href(Path(wav), out_dir)}"></audio></div>'
+            for label, wav in clip["players"] if Path(wav).is_file())
+        boxes.append(f'<div class="clip"><div class="facts"><b>{_esc(clip["title"])}</b>'
+                     f"{' · ' + facts if facts else ''}</div>"
+                     f'<div class="players">{players}</div></div>')
+    return "".join(boxes)
+
+
+def raw_numbers(results: Mapping[str, Any]) -> str:
+    """All of ``results.json``, folded away (``<details>``)."""
+    return ("<details><summary>All numbers (results.json)</summary>"
+            f"{render_results(results, level=3)}</details>")
+
+
+def document(title: str, body: str) -> str:
+    """A whole HTML page with the shared CSS."""
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>{_esc(title)}</title><style>{_CSS}</style></head>\n"
+        f"<body><h1>{_esc(title)}</h1>\n{body}\n</body></html>\n"
+    )
+
+
+def new_figure(width_in: float = 7.0, height_in: float = 4.0, **subplots):
+    """``(fig, axes)`` of a matplotlib :class:`~matplotlib.figure.Figure` (no pyplot, so no
+    backend is chosen or needed); ``subplots`` go to ``fig.subplots``."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width_in, height_in))
+    return fig, fig.subplots(**subplots)
+
+
+def save_figure(fig, path: Path, *, dpi: int = 110) -> Path:
+    """Save ``fig`` as PNG (folder created), deterministically (no timestamp metadata)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi, metadata={"Software": None})
     return path
 
 
-def combine_reports(
-    out_dir: str | os.PathLike,
-    children: Mapping[str, str | os.PathLike],
-    *,
-    title: str = "jaxaudio reports",
-) -> Path:
-    """Write ``out_dir/index.html`` linking several reports.
+def read_results(path: Path) -> dict:
+    """``results.json`` as a dict; ``ValueError`` naming the file if missing or invalid."""
+    return _read_results(Path(path))
 
-    Parameters
-    ----------
-    out_dir : path-like
-        Where the index goes (created if missing).
-    children : mapping name -> path
-        Each path is a ``report.html`` or a folder containing one. The headline scalars of the
-        child's ``results.json`` (if present next to it) are shown under its link.
-    title : str
 
-    Returns
-    -------
-    Path
-        The written ``index.html``.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if not children:
-        raise ValueError("children must name at least one report")
-    parts = ["<ul class=\"reports\">"]
-    for name, child in children.items():
-        child = Path(child)
-        report = child / "report.html" if child.is_dir() else child
-        if not report.is_file():
-            raise ValueError(f"report for {name!r} not found: {report}")
-        item = f'<li><a href="{_href(report, out_dir)}">{_esc(name)}</a>'
-        results_path = report.parent / "results.json"
-        if results_path.is_file():
-            results = _read_results(results_path)
-            headline = [(k, v) for k, v in results.items() if _is_scalar(v)][:12]
-            if headline:
-                item += _key_value_table(headline)
-        parts.append(item + "</li>")
-    parts.append("</ul>")
-    path = out_dir / "index.html"
-    path.write_text(_page(title, "".join(parts)), encoding="utf-8")
-    return path
+def read_arrays(path: Path) -> dict:
+    """The arrays of an ``.npz`` a study saved for its figures; ``ValueError`` if missing."""
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"arrays file not found: {path} (was the study run to the end?)")
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
