@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 OUT ?= runs/demo
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test report-shots clean
 
 $(VENV)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q -n 2 --dist loadfile --durations=10
+
+report-shots:
+	scripts/report_shots.sh $(OUT)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -62,6 +62,7 @@ def cmd_train(args) -> int:
     result.classifier.save(out / "model")
     metrics = tasks.evaluate(result.classifier, test_set, frame_step=p.eval_frame_step)
     metrics.update({"dataset": args.dataset, "preset": args.preset, "seed": args.seed,
+                    "num_classes": len(result.classifier.label_names),
                     "epochs": config.epochs, "seconds": time.perf_counter() - t0,
                     "history": result.history})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -99,18 +100,20 @@ def cmd_demo(args) -> int:
 
     out = pathlib.Path(args.out)
     foundation = out / "foundation"
-    results = {"study": "foundation", "preset": args.preset}
+    names = []
     for dataset, name in (("synth-instruments", "instruments"), ("synth-voice", "voice")):
-        run_dir = foundation / name
         ns = argparse.Namespace(dataset=dataset, data=None, preset=args.preset, seed=args.seed,
-                                out=str(run_dir), epochs=None, resume=True)
+                                out=str(foundation / name), epochs=None, resume=True)
         cmd_train(ns)
-        m = json.loads((run_dir / "metrics.json").read_text())
-        results[name] = {k: v for k, v in m.items() if k != "history"}
-        _plot_history(m["history"], foundation / "figures" / f"{name}_training.png", name)
+        names.append(name)
+    accuracy = {n: json.loads((foundation / n / "metrics.json").read_text())["accuracy"]
+                for n in names}
+    results = {"study": "foundation", "title": "jaxaudio demo: the two classifiers",
+               "preset": args.preset, "seed": args.seed, "classifiers": names,
+               "headline": "test accuracy: " + ", ".join(f"{n} {a:.3f}"
+                                                         for n, a in accuracy.items())}
     (foundation / "results.json").write_text(json.dumps(results, indent=2))
-    reports = {"foundation: training and evaluation": report.write_report(
-        foundation, title="jaxaudio demo: foundation")}
+    reports = {"foundation: training and evaluation": report.write_report(foundation)}
     only = None if args.only is None else set(args.only)
     for command, module, help_text, reuse in STUDY_COMMANDS:
         if only is not None and command not in only:
@@ -135,17 +138,6 @@ def cmd_report(args) -> int:
     for path in report.redraw(args.folder):
         print(f"report: {path}")
     return 0
-
-
-def _plot_history(history, path: pathlib.Path, name: str) -> None:
-    from jaxaudio.report import page
-
-    fig, ax = page.new_figure(5, 3)
-    ax.plot([h["epoch"] for h in history], [h["loss"] for h in history], marker="o")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss")
-    ax.set_title(f"{name}: training loss")
-    page.save_figure(fig, path, dpi=100)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,8 +179,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _use_compilation_cache() -> None:
+    """Keep compiled XLA programs in jaxaudio's own cache folder, so a rerun (or another
+    process compiling the same attack) loads them instead of compiling again.
+
+    ``JAXAUDIO_COMPILATION_CACHE`` sets the folder (default ``~/.cache/jaxaudio/xla``); an
+    empty value turns the cache off.
+    """
+    import os
+
+    folder = os.environ.get("JAXAUDIO_COMPILATION_CACHE",
+                            str(pathlib.Path.home() / ".cache" / "jaxaudio" / "xla"))
+    if not folder:
+        return
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    import matplotlib
+
+    matplotlib.use("Agg")  # the command draws figures to files only; library code never chooses
+    _use_compilation_cache()
     try:
         return args.func(args)
     except ValueError as err:  # bad input: one clear line, no traceback
