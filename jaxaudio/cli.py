@@ -2,9 +2,9 @@
 
     jaxaudio train --dataset synth-instruments --out runs/inst [--preset demo] [--resume]
     jaxaudio evaluate --model runs/inst/model [--dataset synth-instruments] [--data PATH]
-    jaxaudio attack --preset demo --out runs/attacks      (study 1, REFERENCE.md §1)
-    jaxaudio noise  --preset demo --out runs/noise        (study 2, REFERENCE.md §2)
-    jaxaudio audit  --preset demo --out runs/audit        (study 3, REFERENCE.md §3)
+    jaxaudio attack --preset demo --out runs/attacks      (study 1, docs/studies.md §1)
+    jaxaudio noise  --preset demo --out runs/noise        (study 2, docs/studies.md §2)
+    jaxaudio audit  --preset demo --out runs/audit        (study 3, docs/studies.md §3)
     jaxaudio demo --out runs/demo                         (foundation + all three studies)
     jaxaudio report runs/demo                             (redraw reports from the files)
 """

@@ -100,13 +100,13 @@ class FrontendConfig:
 
     @classmethod
     def instrument(cls) -> "FrontendConfig":
-        """The instrument classifier's front-end (REFERENCE.md §1): 16 kHz, 2048/512, 100 HTK
+        """The instrument classifier's front-end (docs/studies.md §1): 16 kHz, 2048/512, 100 HTK
         mel bands from 40 Hz, power 2, dB with top_db 80."""
         return cls()
 
     @classmethod
     def voice(cls) -> "FrontendConfig":
-        """The singing voice detector's front-end (REFERENCE.md §3): 22.05 kHz, 1024/315,
+        """The singing voice detector's front-end (docs/studies.md §3): 22.05 kHz, 1024/315,
         magnitude, 80 mel bands 27.5-8000 Hz, log(max(x, 1e-7))."""
         return cls(
             sample_rate=22050, n_fft=1024, hop_length=315, n_mels=80, fmin=27.5, fmax=8000.0,

@@ -105,7 +105,7 @@ def load_split(dataset: str, split: str, *, preset_name: str = "demo", seed: int
     Splits: instruments ``"train"`` (curated), ``"noisy"``, ``"test"``; voice ``"train"``,
     ``"valid"``, ``"test"``. Real datasets need ``data`` (their root folder). For FSDKaggle2019,
     ``"train"``/``"valid"`` are the fixed-seed 75/25 split of the curated single-label subset
-    and ``"test"`` is the validation quarter, as in the study (REFERENCE.md §1).
+    and ``"test"`` is the validation quarter, as in the study (docs/studies.md §1).
     """
     task = task_of(dataset)
     p = preset(task, preset_name)

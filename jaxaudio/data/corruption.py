@@ -1,4 +1,4 @@
-"""Controlled label corruption for the label-noise study (REFERENCE.md §2).
+"""Controlled label corruption for the label-noise study (docs/studies.md §2).
 
 Every function changes an *exact* number of labels, ``round(rate * N)``, chosen with a seeded
 ``np.random.default_rng(seed)``, so a corruption curve over ``rate`` is reproducible and the

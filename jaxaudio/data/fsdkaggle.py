@@ -1,6 +1,6 @@
 """FSDKaggle2019 (DCASE 2019 task 2, "Freesound Audio Tagging 2019") loader.
 
-On-disk layout (REFERENCE.md §1, the Zenodo release)::
+On-disk layout (docs/studies.md §1, the Zenodo release)::
 
     ROOT/FSDKaggle2019.meta/train_curated_post_competition.csv
     ROOT/FSDKaggle2019.meta/train_noisy_post_competition.csv

@@ -1,6 +1,6 @@
 """Jamendo-VAD loader (Ramona et al. 2008, in the layout of Schlüter & Lehner's experiments).
 
-On-disk layout (REFERENCE.md §3)::
+On-disk layout (docs/studies.md §3)::
 
     ROOT/audio/<name>               93 songs; mp3 or ogg in the original release
     ROOT/labels/<stem>.lab          one segment per line: ``start end sing|nosing`` (seconds)

@@ -8,7 +8,7 @@ formant filters, vibrato, note glides, syllable envelopes and consonant-like noi
 :func:`jaxaudio.data.synth_instruments._sing_syllables`) enter and leave; the exact
 ``[start, end)`` time of every phrase is recorded. About 40-60 % of each song is sung.
 
-Stands in for Jamendo-VAD (REFERENCE.md §3) when no download is possible.
+Stands in for Jamendo-VAD (docs/studies.md §3) when no download is possible.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-#: The 12 musical labels of FSDKaggle2019 used by the instrument studies (REFERENCE.md §1),
+#: The 12 musical labels of FSDKaggle2019 used by the instrument studies (docs/studies.md §1),
 #: in alphabetical order; a class index is a position in this tuple.
 INSTRUMENT_LABELS: tuple[str, ...] = (
     "Accordion", "Acoustic_guitar", "Bass_drum", "Bass_guitar", "Electric_guitar",

@@ -1,4 +1,4 @@
-"""Explanations over time-frequency components of a spectrogram (REFERENCE.md §3).
+"""Explanations over time-frequency components of a spectrogram (docs/studies.md §3).
 
 - :mod:`~jaxaudio.explain.segmentation`: ``n_temporal x n_frequency`` rectangles, baselines,
   on-device composition of perturbed spectrograms.

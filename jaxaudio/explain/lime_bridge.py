@@ -1,7 +1,7 @@
 """LIME for spectrogram classifiers: perturbations on device, surrogate from the real ``lime``.
 
 The recipe is ``lime.lime_image.LimeImageExplainer``'s, with the time-frequency rectangles of
-:mod:`jaxaudio.explain.segmentation` as superpixels (REFERENCE.md §3):
+:mod:`jaxaudio.explain.segmentation` as superpixels (docs/studies.md §3):
 
 1. draw ``num_samples`` binary vectors ``z`` (one bit per component, fair coin), the first row
    all ones — the unperturbed input;
@@ -435,7 +435,7 @@ def explain(
       spec: ``(n_bins, n_frames)`` spectrogram exactly as the classifier sees it.
       key: ``jax.random`` key; the only source of randomness (samples, ``"shuffle"`` baseline,
         the ``random_state`` handed to ``LimeBase``).
-      num_samples: perturbation samples (REFERENCE.md §3: 8192), >= 2; the first is the input.
+      num_samples: perturbation samples (docs/studies.md §3: 8192), >= 2; the first is the input.
       n_temporal, n_frequency: segmentation (5 x 4 = 20 components).
       baseline: ``"mean"`` (study default), ``"zero"``, ``"min"``, ``"shuffle"``, a number or
         an array of ``spec``'s shape.

@@ -2,7 +2,7 @@
 
 A spectrogram ``(n_bins, n_frames)`` (frequency on axis 0, lowest bin first; time on axis 1) is
 cut into ``n_temporal`` segments along time and ``n_frequency`` bands along frequency, giving
-``n_temporal * n_frequency`` rectangles (REFERENCE.md §3: 5 x 4 = 20). Segment sizes are as
+``n_temporal * n_frequency`` rectangles (docs/studies.md §3: 5 x 4 = 20). Segment sizes are as
 equal as possible, exactly as ``np.array_split`` splits an axis (the first ``length % n`` pieces
 are one longer).
 
@@ -187,7 +187,7 @@ def baseline_value(spec, kind: BaselineLike = "mean", *, key: Optional[jax.Array
     Args:
       spec: spectrogram ``(n_bins, n_frames)``.
       kind: ``"zero"`` (0), ``"min"`` (the spectrogram's minimum), ``"mean"`` (the spectrogram's
-        mean — the study's choice, REFERENCE.md §3), ``"shuffle"`` (a random permutation of the
+        mean — the study's choice, docs/studies.md §3), ``"shuffle"`` (a random permutation of the
         spectrogram's values, drawn from ``key``); or a number, or an array broadcastable to
         ``spec``'s shape, used as given.
       key: PRNG key, required for ``"shuffle"``.

@@ -1,4 +1,4 @@
-"""The average-pool CNN of the instrument classifier (REFERENCE.md §1)."""
+"""The average-pool CNN of the instrument classifier (docs/studies.md §1)."""
 
 from __future__ import annotations
 

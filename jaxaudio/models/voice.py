@@ -1,4 +1,4 @@
-"""Singing voice detector of Schlüter & Lehner (REFERENCE.md §3)."""
+"""Singing voice detector of Schlüter & Lehner (docs/studies.md §3)."""
 
 from __future__ import annotations
 
