@@ -106,10 +106,7 @@ class SongExcerpts:
         return waves.astype(np.float32), targets[:, None]
 
 
-def song_padded(wave: np.ndarray, excerpt_frames: int, hop_length: int) -> np.ndarray:
-    """Zero-pad a song so that frame ``t``'s centred excerpt starts at sample ``t * hop``."""
-    half = (excerpt_frames // 2) * hop_length
-    return np.pad(np.asarray(wave, np.float32), (half, half + hop_length))
+from jaxaudio.data.windowing import song_padded  # noqa: E402  (moved; old imports keep working)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -190,3 +190,24 @@ def test_fidelity_vs_correctness():
     assert np.isnan(r["auc"]) and r["fraction_correct"] == 1.0
     with pytest.raises(ValueError):
         audit.fidelity_vs_correctness([0.1], [True, False])
+
+
+def test_direction_tables_and_summaries():
+    from jaxaudio import audit
+
+    flips = {s: np.zeros((2, 21), bool) for s in ("lime", "occlusion", "norm")}
+    flips["norm"][:, 3:] = True
+    flips["lime"][0, 5:] = True
+    w = np.tile(np.arange(20.0) - 17, (2, 1))  # 2 positive components each
+    t = audit.direction_tables(flips, {"lime": w, "occlusion": w}, k=3)
+    assert t["table1"]["norm"] == 1.0 and t["table1"]["lime"] == 0.0
+    assert t["table2"]["lime_mean_components"] == 2.0 and t["table2"]["norm"] == 0.0
+    assert t["curves"]["lime"][5] == 0.5 and t["table1"]["num_examples"] == 2
+    empty = audit.direction_tables({s: f[:0] for s, f in flips.items()},
+                                   {"lime": w[:0], "occlusion": w[:0]})
+    assert np.isnan(empty["table1"]["lime"]) and empty["table1"]["num_examples"] == 0
+    h = audit.horse_summary([True, False], [4, -1], [1.0, 0.0], {"lime": np.eye(20)[[4]]},
+                            [0.5], k=3)
+    assert h["num_found"] == 1 and h["lime_top1"] == 1.0 and list(h["_hit"]) == [True]
+    s = audit.subset_summary([True], np.eye(20)[[2]], {"lime": np.eye(20)[[2]]}, [0.1])
+    assert s["lime_recall"] == 1.0 and s["subset_size"] == 1 and s["chance"] == 0.05

@@ -352,3 +352,27 @@ def test_sharded_over_two_devices_matches_one():
     sharded = np.array(json.loads(out.stdout.strip().splitlines()[-1]))
     single = ex.explain(linear_predict, SPEC, key=jax.random.key(0), num_samples=256, labels=1, chunk_size=64)
     np.testing.assert_allclose(sharded, single.weights, rtol=1e-5, atol=1e-7)
+
+
+def test_batched_occlusion_and_ig_equal_one_at_a_time():
+    from jaxaudio.explain.attribution import integrated_gradients_batch, occlusion_batch
+
+    rng = np.random.default_rng(3)
+    w = jnp.asarray(rng.normal(size=(8 * 10, 3)).astype(np.float32))
+
+    def predict(x):
+        return jax.nn.softmax(jnp.tanh(x.reshape(x.shape[0], -1)) @ w)
+
+    specs = rng.normal(size=(5, 8, 10)).astype(np.float32)
+    labels = np.array([0, 1, 2, 1, 0])
+    occ = occlusion_batch(predict, specs, labels, chunk_size=4)
+    ig = integrated_gradients_batch(predict, specs, labels, steps=3, chunk_examples=2)
+    for i in range(5):
+        lab = int(labels[i])
+        np.testing.assert_allclose(occ[i], ex.occlusion(predict, specs[i], labels=lab)
+                                   .weights_for(lab), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(ig[i], ex.integrated_gradients(predict, specs[i], labels=lab,
+                                                                  steps=3).weights_for(lab),
+                                   rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="labels"):
+        occlusion_batch(predict, specs, labels[:2])

@@ -1,4 +1,4 @@
-"""Study 3 (lime_veracity) at ``--preset smoke``: schema, files, cache reuse, bad input."""
+"""Study 3 (lime_veracity) at ``--preset smoke``: schema, files, granular stage reuse, bad input."""
 
 import dataclasses
 import json
@@ -18,7 +18,7 @@ DOMAINS = {"waveform", "spectrogram"}
 
 
 def _calibrated_detector(directory):
-    """An untrained smoke-width detector (as ``tasks.new_classifier("voice", smoke)`` builds it) whose output bias is set so that half of the smoke
+    """An untrained smoke-width detector whose output bias is set so that half of the smoke
     test frames are predicted "sing": both attack directions exist, and no training run
     (a minute on 2 busy cores) is needed. The training path is the same ``tasks`` +
     ``train.train`` code the foundation tests cover."""
@@ -56,6 +56,7 @@ def test_results_schema(smoke):
     out, r, _ = smoke
     on_disk = json.loads((out / "results.json").read_text())
     assert on_disk["study"] == study.NAME == "lime_veracity"
+    assert isinstance(on_disk["headline"], str) and on_disk["published"] == study.PUBLISHED
     assert 0.0 <= on_disk["model"]["accuracy"] <= 1.0
     for table in ("table1", "table2", "flip_curves"):
         assert set(on_disk[table]) == DOMAINS
@@ -65,48 +66,53 @@ def test_results_schema(smoke):
         for name in DIRECTIONS:
             t1 = on_disk["table1"][dom][name]
             assert t1 is None or 0.0 <= t1 <= 1.0
-            t2 = on_disk["table2"][dom][name]
-            assert {"lime", "norm"} <= set(t2)
-            # the other explainers side by side
-            assert {"lime", "norm", "occlusion", "integrated_gradients"} <= set(on_disk["table1_all"][dom][name])
+            assert {"lime", "norm"} <= set(on_disk["table2"][dom][name])
+            assert {"lime", "norm", "occlusion", "integrated_gradients"} <= set(
+                on_disk["table1_all"][dom][name])
             curves = on_disk["flip_curves"][dom][name]
             assert set(curves) == {"lime", "norm", "occlusion", "integrated_gradients"}
             assert all(len(v) == 21 for v in curves.values())  # k = 0..20
+            a = on_disk["attacks"][dom][name]
+            assert a["num_audited"] <= a["num_success"] <= a["num_excerpts"]
     assert on_disk["timing"]["num_samples"] == study.PRESETS["smoke"].num_samples
-    assert on_disk["timing"]["seconds_per_explanation"] > 0
     assert on_disk["stability"]["sample_sizes"] == list(study.PRESETS["smoke"].stability_sizes)
-    for key in ("horses", "subset", "fidelity"):
-        assert key in on_disk
     assert on_disk["horses"]["num_examples"] >= 1
     for name in DIRECTIONS:  # the calibrated detector predicts both classes
         assert on_disk["excerpts"][name]["num"] == study.PRESETS["smoke"].per_direction
+    for clip in on_disk["listening"]:
+        assert list(clip["files"]) == ["original", "adversarial", "perturbation"]
+        assert all((out / f).is_file() for f in clip["files"].values())
+    assert not on_disk["stages"]["reused"]
     assert on_disk == json.loads(json.dumps(r))  # what run() returns is what it wrote
-
-
-def test_files(smoke):
-    out, _, _ = smoke
     for name in ("report.html", "figures/fig1_flip_curves.png", "figures/fig4_fidelity.png",
-                 "cache/excerpts.npz", "cache/adversaries_waveform.npz",
-                 "cache/explanations_spectrogram.npz", "cache/horses.npz", "cache/subset.npz"):
+                 "arrays/flip_curves.npz", "arrays/fidelity.npz", "arrays/horses.npz"):
         assert (out / name).is_file(), name
-    page = (out / "report.html").read_text()
-    assert "Table 1" in page and "published" in page
 
 
-def test_rerun_reuses_cache(smoke):
+def test_num_samples_rerun_recomputes_only_explanations_and_downstream(smoke):
     out, first, model = smoke
-    again = study.run(out=out, preset="smoke", seed=0, model=model, progress=False)
-    assert set(again["cache"]["reused_stages"]) >= {
-        "excerpts", "adversaries_waveform", "adversaries_spectrogram", "explanations_waveform",
-        "explanations_spectrogram", "stability", "horses", "subset"}
-    assert again["table1"] == first["table1"] and again["table2"] == first["table2"]
-    assert again["model"]["accuracy"] == first["model"]["accuracy"]
+    again = study.run(out=out, preset="smoke", seed=0, model=model, progress=False,
+                      num_samples=64)
+    computed = set(again["stages"]["computed"])
+    assert computed and all(s.startswith(("lime-", "audit-")) or s == "assemble"
+                            for s in computed), computed
+    assert {f"lime-{d}-{n}" for d in DOMAINS for n in DIRECTIONS} <= computed
+    assert {"audit-waveform", "audit-spectrogram", "assemble"} <= computed
+    reused = set(again["stages"]["reused"])
+    assert {"excerpts", "stability", "horses", "subset", "attribution-horses"} <= reused
+    assert {f"adversaries-{d}-{n}" for d in DOMAINS for n in DIRECTIONS} <= reused
+    assert again["attacks"] == first["attacks"]
+    assert again["timing"]["num_samples"] == 64
+    # Back to the preset: everything is on disk already.
+    third = study.run(out=out, preset="smoke", seed=0, model=model, progress=False)
+    assert third["stages"]["computed"] == []
+    assert third["table1_all"] == first["table1_all"] and third["fidelity"] == first["fidelity"]
 
 
 def test_bad_input(tmp_path):
-    with pytest.raises(ValueError, match="preset"):
+    with pytest.raises(ValueError, match="--preset"):
         study.run(out=tmp_path, preset="huge")
-    with pytest.raises(ValueError, match="num_samples"):
+    with pytest.raises(ValueError, match="--num-samples"):
         study.run(out=tmp_path, preset="smoke", num_samples=1)
     with pytest.raises(ValueError, match="classifier.json"):
         study.run(out=tmp_path, preset="smoke", model=tmp_path / "nothing")

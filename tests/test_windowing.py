@@ -37,6 +37,32 @@ def test_default_hop_is_half_overlap():
     np.testing.assert_array_equal(windows[1, :8], windows[0, 8:])
 
 
+def test_pick_confident_prefers_confident_and_correct_then_falls_back():
+    from jaxaudio.data.windowing import pick_confident
+
+    p = np.array([0.95, 0.4, 0.97, 0.6, 0.99, 0.2])
+    correct = np.array([True, True, False, True, False, False])
+    picked = pick_confident(p, correct, num=2, confidence=0.9, rng=np.random.default_rng(0))
+    assert sorted(picked) in ([0, 2], [0, 4])  # the only confident+correct one, then confident
+    everything = pick_confident(p, correct, num=10, confidence=0.9, rng=np.random.default_rng(0))
+    assert sorted(everything) == [0, 2, 3, 4]  # all predicted as the class, no repeats
+    with pytest.raises(ValueError, match="num"):
+        pick_confident(p, correct, num=-1, confidence=0.9, rng=np.random.default_rng(0))
+
+
+def test_excerpt_at_centres_frames_and_song_padded_moved():
+    from jaxaudio import train
+    from jaxaudio.data.windowing import excerpt_at, song_padded
+
+    assert train.song_padded is song_padded
+    song = np.arange(100, dtype=np.float32)
+    ex = excerpt_at([song], [0, 0], [0, 3], excerpt_frames=5, hop_length=4, excerpt_samples=20)
+    assert ex.shape == (2, 20)
+    np.testing.assert_array_equal(ex[0][:8], 0)  # two frames of zero padding before frame 0
+    np.testing.assert_array_equal(ex[1], np.arange(4, 24))  # frame 3 centred: starts 2 frames back
+    assert excerpt_at([song], [], [], excerpt_frames=5, hop_length=4, excerpt_samples=20).shape == (0, 20)
+
+
 def test_window_along_spectrogram_axes():
     spec = np.random.default_rng(0).standard_normal((5, 30)).astype(np.float32)  # (mel, frames)
     last = window(spec, length=12, axis=-1)

@@ -5,6 +5,8 @@
   curves, table 1 (k = 3) and table 2 (all positive components vs as many by norm).
 - :mod:`~jaxaudio.audit.controls`: horses (obvious edits that flip the label), subset
   perturbations, fidelity (R²) against correctness.
+- :mod:`~jaxaudio.audit.summaries`: the study's tables per group of adversaries and the
+  controls' detection rates.
 """
 
 from jaxaudio.audit.controls import (
@@ -17,6 +19,7 @@ from jaxaudio.audit.controls import (
     subset_logits_fn,
     subset_recall,
 )
+from jaxaudio.audit.summaries import direction_tables, flip_matrices, horse_summary, subset_summary
 from jaxaudio.audit.veracity import (
     check_batch,
     flip_curve,
@@ -35,10 +38,13 @@ __all__ = [
     "HORSE_KINDS",
     "check_batch",
     "detection_rate",
+    "direction_tables",
     "fidelity_vs_correctness",
     "find_horses",
     "flip_curve",
     "flip_matrix",
+    "flip_matrices",
+    "horse_summary",
     "horse_patterns",
     "norm_rankings",
     "positive_counts",
@@ -49,6 +55,7 @@ __all__ = [
     "selection_from_ranking",
     "subset_logits_fn",
     "subset_recall",
+    "subset_summary",
     "table_at_k",
     "table_positive",
 ]

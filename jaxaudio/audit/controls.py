@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxaudio.audit.veracity import check_batch
+from jaxaudio.batching import map_chunks
 from jaxaudio.explain.lime_bridge import PredictFn, jit_over_predict_fn
 
 __all__ = [
@@ -158,15 +159,12 @@ def find_horses(
     num_components = patterns.shape[0] // len(kinds)
     if int(chunk_examples) != chunk_examples or chunk_examples < 1:
         raise ValueError(f"chunk_examples must be an integer >= 1, got {chunk_examples!r}")
-    chunk = int(chunk_examples)  # fixed (padded), so every batch size shares one program
-    pad = (-n) % chunk
-    s = np.concatenate([specs, np.repeat(specs[-1:], pad, 0)]) if pad else specs
-    lab = np.concatenate([labels, np.repeat(labels[-1:], pad)]) if pad else labels
-    flips = np.concatenate([
-        np.asarray(_horse_chunk(predict_fn, jnp.asarray(s[i:i + chunk]), jnp.asarray(patterns),
-                                jnp.asarray(amps), jnp.asarray(lab[i:i + chunk], jnp.int32)))
-        for i in range(0, len(s), chunk)
-    ])[:n]  # (n, A, K * C)
+    pat, amp = jnp.asarray(patterns), jnp.asarray(amps)
+    # A fixed (padded) chunk, so every batch size shares one program.
+    flips = map_chunks(
+        lambda sc, lc: _horse_chunk(predict_fn, jnp.asarray(sc), pat, amp,
+                                    jnp.asarray(lc, jnp.int32)),
+        specs, labels, chunk_size=int(chunk_examples))  # (n, A, K * C)
     tie = np.asarray(jax.random.uniform(key, (n, patterns.shape[0])))
     found = flips.any(axis=(1, 2))
     out = {"found": found, "spec": specs.copy(), "component": np.full(n, -1, np.int64),

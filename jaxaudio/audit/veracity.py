@@ -21,12 +21,11 @@ with :func:`jaxaudio.explain.binary_to_two_class`) and a prediction is its ``arg
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxaudio.batching import map_chunks
 from jaxaudio.explain.lime_bridge import PredictFn, jit_over_predict_fn
 from jaxaudio.explain.segmentation import component_norms
 
@@ -164,13 +163,9 @@ def predict_labels(predict_fn: PredictFn, specs, *, chunk_size: int = 16) -> np.
     """``argmax`` labels ``(num_examples,)`` of spectrograms ``(num_examples, n_bins, n_frames)``,
     in fixed-size chunks (one compiled program)."""
     specs = check_batch(specs)
-    n = specs.shape[0]
-    chunk = int(chunk_size)  # fixed, not min(chunk, n): every call shares one compiled shape
-    pad = (-n) % chunk
-    padded = np.concatenate([specs, np.repeat(specs[-1:], pad, 0)]) if pad else specs
-    out = [np.asarray(_labels_of(predict_fn, jnp.asarray(padded[i:i + chunk])))
-           for i in range(0, len(padded), chunk)]
-    return np.concatenate(out)[:n]
+    # A fixed chunk (not min(chunk, n)): every call shares one compiled shape.
+    return map_chunks(lambda x: _labels_of(predict_fn, jnp.asarray(x)), specs,
+                      chunk_size=int(chunk_size))
 
 
 @jit_over_predict_fn
@@ -249,21 +244,12 @@ def flip_matrix(
         raise ValueError(f"chunk_examples must be an integer >= 1, got {chunk_examples!r}")
     positions = np.empty_like(rankings)
     np.put_along_axis(positions, rankings, np.arange(c, dtype=np.int32)[None].repeat(n, 0), 1)
-    chunk = int(chunk_examples)  # fixed (padded), so every batch size shares one program
-    num_chunks = math.ceil(n / chunk)
-    pad = num_chunks * chunk - n
-
-    def padded(a):
-        return np.concatenate([a, np.repeat(a[-1:], pad, 0)]) if pad else a
-
-    s, d, p, t = padded(specs), padded(deltas), padded(positions), padded(targets.astype(np.int32))
     m = jnp.asarray(masks)
-    out = []
-    for i in range(num_chunks):
-        sl = slice(i * chunk, (i + 1) * chunk)
-        out.append(_flip_chunk(predict_fn, jnp.asarray(s[sl]), jnp.asarray(d[sl]), m,
-                               jnp.asarray(p[sl]), jnp.asarray(t[sl])))
-    return np.concatenate([np.asarray(o) for o in out])[:n]
+    # A fixed (padded) chunk, so every batch size shares one program.
+    return map_chunks(
+        lambda sc, dc, pc, tc: _flip_chunk(predict_fn, jnp.asarray(sc), jnp.asarray(dc), m,
+                                           jnp.asarray(pc), jnp.asarray(tc)),
+        specs, deltas, positions, targets.astype(np.int32), chunk_size=int(chunk_examples))
 
 
 # --------------------------------------------------------------------------- reductions

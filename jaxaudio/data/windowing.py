@@ -82,6 +82,83 @@ def window(x, *, length: int, hop: int | None = None, axis: int = -1) -> np.ndar
     return np.moveaxis(windows, -1, axis + 1)
 
 
+# ----------------------------------------------------------------------------- excerpts of songs
+# (frame-labelled songs, REFERENCE.md §3: the singing voice detector sees the excerpt centred
+# on a frame; the LIME audit picks confidently classified excerpts of each class)
+
+__all__ += ["song_padded", "excerpt_at", "pick_confident"]
+
+
+def song_padded(wave, excerpt_frames: int, hop_length: int) -> np.ndarray:
+    """Zero-pad a song so that frame ``t``'s centred excerpt starts at sample ``t * hop``."""
+    half = (excerpt_frames // 2) * hop_length
+    return np.pad(np.asarray(wave, np.float32), (half, half + hop_length))
+
+
+def excerpt_at(waves, songs, frames, *, excerpt_frames: int, hop_length: int,
+               excerpt_samples: int) -> np.ndarray:
+    """The excerpts centred on frames ``frames[i]`` of songs ``waves[songs[i]]``.
+
+    Returns
+    -------
+    np.ndarray [shape=(len(songs), excerpt_samples)], float32
+        (0 rows when ``songs`` is empty.)
+    """
+    songs, frames = np.asarray(songs, np.int64), np.asarray(frames, np.int64)
+    if songs.shape != frames.shape or songs.ndim != 1:
+        raise ValueError(f"songs and frames must be 1-D of one length, got {songs.shape}, "
+                         f"{frames.shape}")
+    if len(songs) == 0:
+        return np.zeros((0, int(excerpt_samples)), np.float32)
+    return np.stack([
+        song_padded(waves[s], excerpt_frames, hop_length)[f * hop_length:
+                                                          f * hop_length + excerpt_samples]
+        for s, f in zip(songs, frames)
+    ]).astype(np.float32)
+
+
+def pick_confident(p_class, is_correct, *, num: int, confidence: float,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``num`` frames predicted as one class, confident and correct first.
+
+    Candidates are drawn in random order (``rng``) from three pools in turn, each topping up
+    what the previous left short: predicted as the class with ``p_class >= confidence`` and
+    correct; confident (right or wrong); predicted as the class at all (``p_class > 0.5``).
+    Tiny smoke models may need the fallbacks; ``is_correct[picked]`` tells which is which.
+
+    Parameters
+    ----------
+    p_class : np.ndarray [shape=(num_frames,)]
+        Probability of the class, per frame.
+    is_correct : np.ndarray [shape=(num_frames,)], bool
+        Whether the frame's true label is the class.
+    num : int >= 0
+    confidence : float in [0.5, 1]
+    rng : np.random.Generator
+
+    Returns
+    -------
+    np.ndarray [shape=(<= num,)], int64
+    """
+    p_class = np.asarray(p_class)
+    is_correct = np.asarray(is_correct, bool)
+    if p_class.shape != is_correct.shape or p_class.ndim != 1:
+        raise ValueError(f"p_class and is_correct must be 1-D of one length, got "
+                         f"{p_class.shape}, {is_correct.shape}")
+    if int(num) != num or num < 0:
+        raise ValueError(f"num must be an integer >= 0, got {num!r}")
+    predicted = p_class > 0.5
+    confident = predicted & (p_class >= confidence)
+    picked: list[int] = []
+    for pool in (confident & is_correct, confident, predicted):
+        candidates = np.setdiff1d(np.flatnonzero(pool), picked)
+        need = int(num) - len(picked)
+        if need <= 0:
+            break
+        picked += list(rng.permutation(candidates)[:need])
+    return np.asarray(picked, np.int64)
+
+
 def window_dataset(waves, *, length: int,
                    hop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Window every clip of a list and stack the results.
