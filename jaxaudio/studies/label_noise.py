@@ -377,7 +377,8 @@ def run(*, out, preset: str = "demo", seed: int = 0, data: Optional[str] = None,
     results = {"study": NAME, "title": TITLE, "preset": preset, "seed": seed, "data": data_name,
                "seeds": seed_list, "rates": list(p.rates), "robust_losses": list(p.robust),
                "epochs": p.epochs, "width": p.width, "excerpt_frames": p.excerpt_frames,
-               "num_clips": data_stage["num_clips"], **agg.outputs,
+               "num_clips": data_stage["num_clips"], "label_names": data_stage["label_names"],
+               **agg.outputs,
                "published": PUBLISHED, "preset_deviations_from_paper": _deviations(p, data)}
     trains = [s for k, s in stages.items() if not k.startswith("corruption")]
     results["timing"] = {
