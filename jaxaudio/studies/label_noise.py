@@ -10,13 +10,10 @@ seeds). "Curated only" *is* the ``p = 0`` cross-entropy run of the corruption cu
 noise-equivalent corruption rate (:func:`jaxaudio.metrics.summarize_noise_equivalent`) prices
 the noisy labels in curated labels with ``p`` of them wrong.
 
-Stages (:mod:`jaxaudio.pipeline`, under ``out/stages``): ``data`` (labels of the three splits),
-``corruption`` (one per seed: the corrupted labels at every rate), ``train`` (one per
-training set, loss and seed: the models trained together, then evaluated), ``aggregate``
-(curves, noise-equivalent p). Adding a seed or a robust loss trains only the new models;
-``--epochs`` retrains everything but reuses the data. Outputs: ``results.json``,
-``arrays/curves.npz`` (what the figure is drawn from) and ``report.html``
-(:mod:`jaxaudio.report.label_noise`).
+Stages (under ``out/stages``): ``data``, ``corruption`` per seed, ``train`` per (training
+set, loss, seed: those models are trained together, then evaluated), ``aggregate``. Adding a
+seed or a robust loss trains only the new models. Outputs: ``results.json``,
+``arrays/curves.npz`` and ``report.html`` (:mod:`jaxaudio.report.label_noise`).
 """
 
 from __future__ import annotations
@@ -55,20 +52,10 @@ PUBLISHED = {"dcase2019_task2_baseline_lwlrap": 0.546, "dcase2019_task2_best_lwl
 
 @dataclasses.dataclass(frozen=True)
 class NoisePreset:
-    """Sizes of one preset (only sizes change between presets, never the method).
-
-    Attributes:
-      num_curated, num_noisy, num_test: synthetic clips per split (with ``--data``: at most this
-        many clips of the real split, in CSV order; ``None`` = all).
-      min_seconds, max_seconds: synthetic clip durations (s).
-      epochs, batch_size, learning_rate: training (Adam).
-      width: network width (channels of the first conv; 64 in the paper).
-      excerpt_frames: frames per training / evaluation excerpt.
-      rates: corruption rates p of the curve (must start at 0: the curated-only run).
-      seeds: default number of seeds.
-      robust: short names (keys of ``ROBUST_LOSSES``) of the noise-robust losses.
-      stats_excerpts: excerpts used for the per-band normalisation statistics.
-    """
+    """Sizes of one preset (only sizes change between presets, never the method): clips per
+    split (``None`` = all; with ``--data`` caps in CSV order), synthetic durations (s), Adam
+    training, network width, excerpt frames, corruption rates (starting at 0), seeds, robust
+    losses (keys of ``ROBUST_LOSSES``), excerpts for the band statistics."""
 
     num_curated: Optional[int]
     num_noisy: Optional[int]
