@@ -2,7 +2,7 @@
 
     python experiments/label_noise.py --preset demo --out runs/noise [--data FSD_ROOT]
         [--seed 0] [--seeds N] [--robust gce bootstrap smoothing] [--epochs N]
-        [--train-mode vmap|shared|sequential]
+        [--train-mode vmap|shared|sequential]   (default: shared on CPU, vmap on GPU/TPU)
 
 A thin wrapper around :mod:`jaxaudio.studies.label_noise` (also ``jaxaudio noise``).
 """

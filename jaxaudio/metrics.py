@@ -306,3 +306,95 @@ def frame_accuracy(probs, labels, *, threshold: float = 0.5) -> float:
     if not np.all((labels == 0) | (labels == 1)):
         raise ValueError("labels must be 0/1 per frame")
     return float(np.mean((probs > threshold) == (labels == 1)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Noise-equivalent corruption rate (label-noise study)
+# ----------------------------------------------------------------------------------------------
+def noise_equivalent_p(rates: Sequence[float], curve: Sequence[float],
+                       reference: float) -> tuple[Optional[float], str]:
+    """Where a metric-vs-corruption curve first falls to ``reference``.
+
+    Parameters
+    ----------
+    rates : sequence of float [shape=(R,)], strictly increasing, in [0, 1]
+        Corruption rates p at which the curve was measured.
+    curve : sequence of float [shape=(R,)]
+        The metric (higher is better) at each rate.
+    reference : float
+        The figure of the training set being priced (e.g. noisy-only accuracy).
+
+    Returns
+    -------
+    p : float or None
+        The first p (linear interpolation between measured rates) with ``curve(p) <=
+        reference``; ``rates[0]`` if the curve already starts at or below it; ``None`` if it
+        never falls that low within ``[rates[0], rates[-1]]`` (no extrapolation).
+    status : str
+        ``"crossed"``, ``"at_or_above_clean"`` (the reference is at least as good as the
+        uncorrupted run) or ``"never_below"`` (worse than even the most corrupted run).
+    """
+    rates = np.asarray(rates, np.float64)
+    curve = np.asarray(curve, np.float64)
+    if rates.ndim != 1 or rates.shape != curve.shape or rates.size < 1:
+        raise ValueError(f"rates and curve must be 1-D of the same length >= 1, got "
+                         f"{rates.shape} and {curve.shape}")
+    if np.any(np.diff(rates) <= 0):
+        raise ValueError(f"rates must be strictly increasing, got {rates.tolist()}")
+    if not (np.all(np.isfinite(curve)) and np.isfinite(reference)):
+        raise ValueError("curve and reference must be finite")
+    if curve[0] <= reference:
+        return float(rates[0]), "at_or_above_clean"
+    for i in range(rates.size - 1):
+        if curve[i + 1] <= reference:
+            # curve[i] > reference >= curve[i + 1]: interpolate on this segment.
+            frac = (curve[i] - reference) / (curve[i] - curve[i + 1])
+            return float(rates[i] + frac * (rates[i + 1] - rates[i])), "crossed"
+    return None, "never_below"
+
+
+def summarize_noise_equivalent(rates, curves: np.ndarray, references: np.ndarray) -> dict:
+    """Per-seed noise-equivalent p and its summary.
+
+    Parameters
+    ----------
+    rates : [shape=(R,)] corruption rates.
+    curves : [shape=(S, R)] the metric of seed ``s`` at each rate.
+    references : [shape=(S,)] the priced training set's metric for each seed.
+
+    Returns
+    -------
+    dict with ``per_seed`` (float or None), ``status`` per seed, ``mean``/``std`` (sample std,
+    over the seeds where p exists; None if none or, for std, fewer than two), ``defined``
+    (count), ``seeds``, ``from_mean_curve`` (p where the seed-mean curve meets the seed-mean
+    reference) and a human-readable ``note``.
+    """
+    curves = np.asarray(curves, np.float64)
+    references = np.asarray(references, np.float64)
+    per_seed, status = [], []
+    for curve, ref in zip(curves, references):
+        p, s = noise_equivalent_p(rates, curve, float(ref))
+        per_seed.append(p)
+        status.append(s)
+    defined = [p for p in per_seed if p is not None]
+    mean = float(np.mean(defined)) if defined else None
+    std = float(np.std(defined, ddof=1)) if len(defined) > 1 else None
+    p_mean, s_mean = noise_equivalent_p(rates, curves.mean(0), float(references.mean()))
+    never = status.count("never_below")
+    above = status.count("at_or_above_clean")
+    if not defined:
+        note = (f"the corruption curve never falls to this figure up to p = {rates[-1]:g} in "
+                f"any of {len(status)} seeds: these labels are worth less than curated labels "
+                f"with {rates[-1]:.0%} of them wrong")
+    else:
+        note = f"p = {mean:.3f}" + (f" ± {std:.3f}" if std is not None else "") + \
+            f" over {len(defined)} of {len(status)} seeds"
+        if never:
+            note += (f"; in {never} seed(s) the curve never falls this low up to "
+                     f"p = {rates[-1]:g} (left out of the mean)")
+        if above:
+            note += (f"; in {above} seed(s) this set is at least as good as clean curated "
+                     f"labels (counted as p = {rates[0]:g})")
+    return {"per_seed": per_seed, "status": status, "mean": mean, "std": std,
+            "defined": len(defined), "seeds": len(status), "from_mean_curve": p_mean,
+            "from_mean_curve_status": s_mean, "note": note}

@@ -12,6 +12,7 @@ so a run resumed from the checkpoint of epoch ``e`` continues exactly like an un
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import pathlib
 import time
@@ -26,6 +27,7 @@ from flax.training import train_state
 
 from jaxaudio import frontend as fe
 from jaxaudio import losses as losses_lib
+from jaxaudio.batching import map_chunks
 from jaxaudio.models.classifier import CheckpointError, Classifier, init_classifier
 
 
@@ -149,15 +151,23 @@ class TrainConfig:
         losses_lib.get_loss(self.loss)  # raises on unknown names
 
 
-def make_train_step(classifier: Classifier, loss_fn: Callable):
-    """Jitted ``(state, waves, targets, key) -> (state, loss)``: front-end inside the step."""
-    frontend, module = classifier.frontend, classifier.module
-    mean, std = jnp.asarray(classifier.mean), jnp.asarray(classifier.std)
+@functools.lru_cache(maxsize=8)
+def adam(learning_rate: float) -> optax.GradientTransformation:
+    """``optax.adam(learning_rate)``, one object per step size (the optimiser is a static part
+    of the train state, so an unequal new one per call would recompile jitted steps)."""
+    return optax.adam(learning_rate)
 
-    @jax.jit
-    def train_step(state, waves, targets, key):
-        feats = fe.standardize(fe.features(waves, frontend), mean, std)
 
+@functools.lru_cache(maxsize=32)
+def feature_fn(frontend: fe.FrontendConfig):
+    """Jitted standardised features ``(waves, mean, std) -> (batch, n_mels, frames)``."""
+    return jax.jit(lambda w, mean, std: fe.standardize(fe.features(w, frontend), mean, std))
+
+
+def feature_train_step(module, loss_fn: Callable):
+    """One model's (unjitted) ``(state, feats, targets, key) -> (state, loss)`` on features."""
+
+    def step(state, feats, targets, key):
         def objective(params):
             logits, updates = module.apply(
                 {"params": params, "batch_stats": state.batch_stats}, feats, train=True,
@@ -169,18 +179,63 @@ def make_train_step(classifier: Classifier, loss_fn: Callable):
         state = state.apply_gradients(grads=grads, batch_stats=updates["batch_stats"])
         return state, loss
 
+    return step
+
+
+def make_train_step(classifier: Classifier, loss_fn: Callable):
+    """Jitted ``(state, waves, targets, key) -> (state, loss)``: front-end inside the step."""
+    frontend = classifier.frontend
+    mean, std = jnp.asarray(classifier.mean), jnp.asarray(classifier.std)
+    step = feature_train_step(classifier.module, loss_fn)
+
+    @jax.jit
+    def train_step(state, waves, targets, key):
+        return step(state, fe.standardize(fe.features(waves, frontend), mean, std), targets, key)
+
     return train_step
 
 
 def measure_band_statistics(classifier: Classifier, source: ExampleSource, *, seed: int,
                             max_excerpts: int, batch_size: int = 32):
-    """Per-mel-band mean/std of the scaled features of up to ``max_excerpts`` excerpts."""
+    """Per-mel-band mean/std of the scaled features of up to ``max_excerpts`` excerpts.
+
+    The features come from :func:`feature_fn` with mean 0 and std 1 (exact), in chunks of
+    ``batch_size`` (one compiled shape).
+    """
     waves, _ = source.epoch(np.random.default_rng([seed, 10_000_019]))
     waves = waves[:max_excerpts]
-    feature_fn = jax.jit(lambda w: fe.features(w, classifier.frontend))
-    feats = np.concatenate([np.asarray(feature_fn(waves[i:i + batch_size]))
-                            for i in range(0, len(waves), batch_size)])
+    n_mels = classifier.frontend.n_mels
+    feats = map_chunks(feature_fn(classifier.frontend), waves, chunk_size=batch_size,
+                       broadcast=(jnp.zeros(n_mels, jnp.float32), jnp.ones(n_mels, jnp.float32)))
     return fe.band_statistics(feats)
+
+
+def run_epoch(train_step: Callable, state, source: ExampleSource, *, seed: int, epoch: int,
+              batch_size: int, base_key, on_step: Optional[Callable] = None):
+    """One epoch of training: ``(state, mean loss over the steps)``.
+
+    The excerpts and batch order come from ``default_rng([seed, epoch])``, the dropout key of
+    step ``s`` is ``fold_in(fold_in(base_key, epoch), s)``; only full batches are used (one
+    compiled shape). ``train_step(state, waves, targets, key) -> (state, loss)``; ``loss`` may
+    be a vector (several models), then the mean is per entry. ``on_step(step, num_steps,
+    loss)`` is called after every step (progress bars).
+    """
+    rng = np.random.default_rng([seed, epoch])
+    waves, targets = source.epoch(rng)
+    order = rng.permutation(len(waves))
+    num_steps = len(order) // batch_size
+    if num_steps == 0:
+        raise ValueError(f"batch_size {batch_size} exceeds the {len(order)} examples of an epoch")
+    epoch_key = jax.random.fold_in(base_key, epoch)
+    losses = []
+    for step in range(num_steps):
+        idx = order[step * batch_size:(step + 1) * batch_size]
+        state, loss = train_step(state, waves[idx], targets[idx],
+                                 jax.random.fold_in(epoch_key, step))
+        losses.append(loss)
+        if on_step is not None:
+            on_step(step, num_steps, loss)
+    return state, np.mean(np.asarray(jax.device_get(losses)), axis=0)
 
 
 class _Checkpoints:
@@ -285,7 +340,7 @@ def train(classifier: Classifier, source: ExampleSource, config: TrainConfig, *,
             norm_path.write_text(json.dumps({"mean": mean.tolist(), "std": std.tolist()}))
     classifier = dataclasses.replace(classifier, mean=mean, std=std)
 
-    tx = optax.adam(config.learning_rate)
+    tx = adam(float(config.learning_rate))
     state = TrainState.create(apply_fn=classifier.module.apply,
                               params=classifier.variables["params"],
                               batch_stats=classifier.variables.get("batch_stats", {}), tx=tx)
@@ -297,7 +352,6 @@ def train(classifier: Classifier, source: ExampleSource, config: TrainConfig, *,
 
     train_step = make_train_step(classifier, loss_fn)
     base_key = jax.random.key(config.seed)
-    bs = config.batch_size
 
     def to_classifier(state):
         variables = {"params": state.params, "batch_stats": state.batch_stats}
@@ -306,27 +360,20 @@ def train(classifier: Classifier, source: ExampleSource, config: TrainConfig, *,
     try:
         for epoch in range(start_epoch, config.epochs):
             t0 = time.perf_counter()
-            rng = np.random.default_rng([config.seed, epoch])
-            waves, targets = source.epoch(rng)
-            order = rng.permutation(len(waves))
-            num_steps = len(order) // bs  # full batches only: one compiled shape
-            if num_steps == 0:
-                raise ValueError(
-                    f"batch_size {bs} exceeds the {len(order)} examples of an epoch"
-                )
-            epoch_key = jax.random.fold_in(base_key, epoch)
-            losses = []
-            bar = tqdm(range(num_steps), desc=f"epoch {epoch + 1}/{config.epochs}",
-                       disable=not progress, leave=False, unit="batch")
-            for step in bar:
-                idx = order[step * bs:(step + 1) * bs]
-                state, loss = train_step(state, waves[idx], targets[idx],
-                                         jax.random.fold_in(epoch_key, step))
-                losses.append(loss)
+            bar = tqdm(desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
+                       leave=False, unit="batch")
+
+            def on_step(step, num_steps, loss):
+                bar.total = num_steps
+                bar.update(1)
                 if step % 10 == 0:
                     bar.set_postfix(loss=f"{float(loss):.3f}")
+
+            state, loss = run_epoch(train_step, state, source, seed=config.seed, epoch=epoch,
+                                    batch_size=config.batch_size, base_key=base_key,
+                                    on_step=on_step)
             bar.close()
-            row = {"epoch": epoch + 1, "loss": float(np.mean(jax.device_get(losses))),
+            row = {"epoch": epoch + 1, "loss": float(loss),
                    "seconds": time.perf_counter() - t0}
             if evaluate is not None:
                 row.update(evaluate(to_classifier(state)))

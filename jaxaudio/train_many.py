@@ -2,10 +2,12 @@
 
 The label-noise study trains the same network dozens of times on the *same clips* with
 different label sets (corruption rates) and losses. :func:`train_many` trains ``K`` such models
-in one compiled step: parameters, batch statistics and Adam states are stacked along a leading
-model axis, the front-end runs once per batch (the waveforms are shared) and the network is
-``jax.vmap``-ed over the stacked state. With ``vmap=False`` the same per-model step is run for
-one model after another (the baseline that ``benchmarks/label_noise_vmap.py`` measures).
+from :mod:`jaxaudio.train`'s pieces: the band statistics (:func:`~jaxaudio.train.measure_band_statistics`),
+one model's step on features (:func:`~jaxaudio.train.feature_train_step`) and the epoch loop
+(:func:`~jaxaudio.train.run_epoch`: excerpts, batch order, dropout keys). The front-end runs once
+per batch (the waveforms are shared); the models are either ``jax.vmap``-ed over their stacked
+states, or stepped one after another on the shared features, or trained one whole training after
+another (see :func:`train_many`). :func:`default_train_mode` picks by backend.
 
 Protocol: every model follows :func:`jaxaudio.train.train` exactly (band statistics measured on
 the source, excerpt choice and batch order of epoch ``e`` from ``default_rng([seed, e])``,
@@ -18,27 +20,41 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from jaxaudio import frontend as fe
 from jaxaudio import losses as losses_lib
 from jaxaudio import metrics
+from jaxaudio.batching import map_chunks
 from jaxaudio.data.windowing import window_dataset
 from jaxaudio.models.classifier import Classifier, build_module
-from jaxaudio.train import ClipExcerpts, TrainConfig, TrainState
+from jaxaudio.train import (ClipExcerpts, TrainConfig, TrainState, adam, feature_fn,
+                            feature_train_step, measure_band_statistics, run_epoch)
 
 #: Ways to train K models: see :func:`train_many`.
 TRAIN_MODES = ("vmap", "shared", "sequential")
 
-__all__ = ["TRAIN_MODES", "ManyResult", "train_many", "evaluate_many", "stack_trees", "unstack_tree"]
+__all__ = ["TRAIN_MODES", "ManyResult", "default_train_mode", "train_many", "evaluate_many",
+           "stack_trees", "unstack_tree"]
 
 #: A loss given by name and keyword arguments, e.g. ``("gce", (("q", 0.7),))``.
 LossSpec = tuple
+
+
+def default_train_mode(backend: Optional[str] = None) -> str:
+    """``"shared"`` on the CPU backend, ``"vmap"`` elsewhere.
+
+    Why: XLA:CPU lowers vmapped convolutions to grouped convolutions, which are much slower
+    (``benchmarks/label_noise_vmap.py`` on the 2-core development CPU, ms per model-step: demo
+    sizes vmap 97, shared 43, sequential 51; paper sizes vmap 11970, shared 2457, sequential
+    2277), while on GPU/TPU one compiled step for all models fills the device. All modes train
+    the same models up to floating-point reassociation.
+    """
+    backend = jax.default_backend() if backend is None else backend
+    return "shared" if backend == "cpu" else "vmap"
 
 
 def stack_trees(trees: Sequence) -> object:
@@ -100,54 +116,25 @@ def _thaw_kwargs(frozen) -> dict:
     return {k: v for k, v in frozen}
 
 
-@functools.lru_cache(maxsize=8)
-def _adam(learning_rate: float) -> optax.GradientTransformation:
-    # One object per step size: the optimiser is a static part of the train state, so a new
-    # (unequal) one per call would recompile the jitted steps.
-    return optax.adam(learning_rate)
-
-
-def _padded_batches(x: np.ndarray, batch_size: int):
-    """``(chunk, n)`` pairs of ``batch_size`` rows (the last padded by repetition): one shape."""
-    for i in range(0, len(x), batch_size):
-        chunk = x[i:i + batch_size]
-        n = len(chunk)
-        if n < batch_size:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - n, axis=0)])
-        yield chunk, n
-
-
-def _band_statistics(classifier: Classifier, source: ClipExcerpts, *, seed: int,
-                     max_excerpts: int, batch_size: int):
-    """:func:`jaxaudio.train.measure_band_statistics` (same excerpts, same numbers) with the
-    training step's compiled feature function (standardising with mean 0 and std 1 is exact)."""
-    waves, _ = source.epoch(np.random.default_rng([seed, 10_000_019]))
-    waves = waves[:max_excerpts]
-    feats_fn = _features(classifier.frontend)
-    zero = jnp.zeros(classifier.frontend.n_mels, jnp.float32)
-    one = jnp.ones(classifier.frontend.n_mels, jnp.float32)
-    feats = np.concatenate([np.asarray(feats_fn(chunk, zero, one))[:n]
-                            for chunk, n in _padded_batches(waves, batch_size)])
-    return fe.band_statistics(feats)
-
-
 @functools.lru_cache(maxsize=32)
-def _features(frontend: fe.FrontendConfig):
-    """Jitted standardised features ``(waves, mean, std) -> (batch, n_mels, frames)``."""
-    return jax.jit(lambda w, mean, std: fe.standardize(fe.features(w, frontend), mean, std))
-
-
-@functools.lru_cache(maxsize=32)
-def _train_steps(frontend: fe.FrontendConfig, model_name: str, model_kwargs: tuple,
-                 loss_keys: tuple):
+def _train_steps(model_name: str, model_kwargs: tuple, loss_keys: tuple):
     """Jitted ``(vmapped step, single-model step)`` on standardised features.
 
-    Cached, so the dozens of trainings of a study compile their steps once. The features
-    come from :func:`_features` (one compiled front-end shared by all modes).
+    ``step(state, feats, targets, key, loss_index)`` is :func:`jaxaudio.train.feature_train_step`
+    with the model's own loss (``lax.switch`` over ``loss_keys`` when there are several: under
+    vmap every branch runs and each model's is selected). Cached, so the dozens of trainings of
+    a study compile their steps once.
     """
     module = build_module(model_name, _thaw_kwargs(model_kwargs))
     loss_fns = [losses_lib.get_loss(name, **dict(kwargs)) for name, kwargs in loss_keys]
-    per_model = _model_step(module, loss_fns)
+
+    def per_model(state, feats, targets, key, loss_index):
+        if len(loss_fns) == 1:
+            loss_fn = loss_fns[0]
+        else:
+            def loss_fn(logits, t):
+                return jax.lax.switch(loss_index, loss_fns, logits, t)
+        return feature_train_step(module, loss_fn)(state, feats, targets, key)
 
     @jax.jit
     def step_all(states, feats, batch_targets, key, loss_idx):
@@ -159,34 +146,14 @@ def _train_steps(frontend: fe.FrontendConfig, model_name: str, model_kwargs: tup
 
 @functools.lru_cache(maxsize=32)
 def _eval_logits(model_name: str, model_kwargs: tuple):
+    """Jitted ``(stacked variables, feats) -> (K, batch, C)`` logits, vmapped over the models."""
     module = build_module(model_name, _thaw_kwargs(model_kwargs))
-    return jax.jit(lambda variables, feats: module.apply(variables, feats, train=False))
-
-
-def _model_step(module, loss_fns: list[Callable]):
-    """One model's ``(state, feats, targets, key, loss_index) -> (state, loss)``."""
-
-    def step(state, feats, targets, key, loss_index):
-        def objective(params):
-            logits, updates = module.apply(
-                {"params": params, "batch_stats": state.batch_stats}, feats, train=True,
-                mutable=["batch_stats"], rngs={"dropout": key},
-            )
-            if len(loss_fns) == 1:
-                loss = loss_fns[0](logits, targets)
-            else:  # under vmap every branch runs and the model's own loss is selected
-                loss = jax.lax.switch(loss_index, loss_fns, logits, targets)
-            return loss, updates
-
-        (loss, updates), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
-        state = state.apply_gradients(grads=grads, batch_stats=updates["batch_stats"])
-        return state, loss
-
-    return step
+    return jax.jit(jax.vmap(lambda variables, feats: module.apply(variables, feats, train=False),
+                            in_axes=(0, None)))
 
 
 def train_many(classifier: Classifier, waves: Sequence[np.ndarray], targets, config: TrainConfig,
-               *, losses: Optional[Sequence[LossSpec]] = None, mode: str = "vmap",
+               *, losses: Optional[Sequence[LossSpec]] = None, mode: Optional[str] = None,
                loss_set: Optional[Sequence[LossSpec]] = None, prng_impl: Optional[str] = None,
                progress: bool = True, desc: str = "training") -> ManyResult:
     """Train ``K`` copies of ``classifier`` on the same clips with per-model targets and losses.
@@ -205,8 +172,8 @@ def train_many(classifier: Classifier, waves: Sequence[np.ndarray], targets, con
     losses : sequence of (name, kwargs) of length K, optional
         Loss of each model (names from :data:`jaxaudio.losses.LOSSES`, kwargs a dict or tuple
         of pairs); default ``config.loss`` with ``config.loss_kwargs`` for all.
-    mode : {"vmap", "shared", "sequential"}
-        ``"vmap"``: one compiled step for all ``K`` models (``jax.vmap`` over the stacked
+    mode : {"vmap", "shared", "sequential"}, optional
+        Default :func:`default_train_mode` (by backend). ``"vmap"``: one compiled step for all ``K`` models (``jax.vmap`` over the stacked
         states; front-end computed once per batch). ``"shared"``: front-end once per batch,
         then the single-model step for each model in turn (a Python loop, no vmap).
         ``"sequential"``: the single-model step (front-end included), one whole training
@@ -229,6 +196,82 @@ def train_many(classifier: Classifier, waves: Sequence[np.ndarray], targets, con
     """
     from tqdm.auto import tqdm
 
+    targets, losses, loss_index, loss_keys = _check_inputs(classifier, waves, targets, config,
+                                                           losses, loss_set)
+    mode = default_train_mode() if mode is None else mode
+    if mode not in TRAIN_MODES:
+        raise ValueError(f"mode must be one of {TRAIN_MODES}, got {mode!r}")
+    num_models, bs = targets.shape[0], config.batch_size
+    num_steps = len(waves) // bs  # full batches only, as in train(): one compiled shape
+
+    t_start = time.perf_counter()
+    # Targets per clip, (N, K, C): one batch of excerpts carries every model's targets.
+    source = ClipExcerpts(waves=list(waves), targets=targets.transpose(1, 0, 2),
+                          excerpt_samples=classifier.excerpt_samples)
+    mean, std = measure_band_statistics(classifier, source, seed=config.seed,
+                                        max_excerpts=config.stats_excerpts, batch_size=bs)
+    classifier = dataclasses.replace(classifier, mean=mean, std=std)
+    mean_j, std_j = jnp.asarray(mean), jnp.asarray(std)
+    step_all, step_model = _train_steps(classifier.model_name, _freeze(classifier.model_kwargs),
+                                        loss_keys)
+    feats_fn = feature_fn(classifier.frontend)
+
+    def step_vmap(states, batch_waves, batch_targets, key):
+        feats = feats_fn(batch_waves, mean_j, std_j)  # once for all models: shared waves
+        return step_all(states, feats, np.swapaxes(batch_targets, 0, 1), key, loss_index)
+
+    def step_shared(states, batch_waves, batch_targets, key):
+        feats = feats_fn(batch_waves, mean_j, std_j)
+        out = [step_model(s, feats, batch_targets[:, k], key, loss_index[k])
+               for k, s in enumerate(states)]
+        return [s for s, _ in out], jnp.stack([loss for _, loss in out])
+
+    def step_alone(k):
+        def step(state, batch_waves, batch_targets, key):
+            return step_model(state, feats_fn(batch_waves, mean_j, std_j), batch_targets, key,
+                              loss_index[k])
+        return step
+
+    tx = adam(float(config.learning_rate))
+    fresh = TrainState.create(apply_fn=None, params=classifier.variables["params"],
+                              batch_stats=classifier.variables.get("batch_stats", {}), tx=tx)
+    base_key = (jax.random.key(config.seed) if prng_impl is None
+                else jax.random.key(config.seed, impl=prng_impl))
+    epoch_losses = np.zeros((num_models, config.epochs))
+    per_step = 1 if mode == "vmap" else num_models
+    bar = tqdm(total=config.epochs * num_steps * per_step, desc=desc, disable=not progress,
+               leave=False, unit="step")
+
+    def fit(state, step_fn, src, rows, per_step):
+        for epoch in range(config.epochs):
+            state, loss = run_epoch(step_fn, state, src, seed=config.seed, epoch=epoch,
+                                    batch_size=bs, base_key=base_key,
+                                    on_step=lambda *_: bar.update(per_step))
+            epoch_losses[rows, epoch] = loss
+        return state
+
+    everyone = list(range(num_models))
+    if mode == "vmap":
+        states = fit(stack_trees([fresh] * num_models), step_vmap, source, everyone, 1)
+        params, batch_stats = states.params, states.batch_stats
+    else:
+        if mode == "shared":
+            states = fit([fresh] * num_models, step_shared, source, everyone, num_models)
+        else:
+            states = [fit(fresh, step_alone(k), dataclasses.replace(source, targets=targets[k]),
+                          [k], 1) for k in everyone]
+        params = stack_trees([s.params for s in states])
+        batch_stats = stack_trees([s.batch_stats for s in states])
+    bar.close()
+    variables = jax.device_get({"params": params, "batch_stats": batch_stats})
+    classifiers = [dataclasses.replace(classifier, variables=unstack_tree(variables, k))
+                   for k in everyone]
+    return ManyResult(classifiers=classifiers, variables=variables, losses=epoch_losses,
+                      seconds=time.perf_counter() - t_start, steps=num_steps * config.epochs)
+
+
+def _check_inputs(classifier, waves, targets, config, losses, loss_set):
+    """Validated ``(targets (K, N, C), losses, loss index per model, compiled loss keys)``."""
     if classifier.task != "multiclass":
         raise ValueError(f"train_many supports multiclass classifiers, got task={classifier.task!r}")
     targets = np.asarray(targets, np.float32)
@@ -253,93 +296,9 @@ def train_many(classifier: Classifier, waves: Sequence[np.ndarray], targets, con
                                 np.int32)
     else:
         loss_keys, loss_index = _loss_keys(losses)
-    if mode not in TRAIN_MODES:
-        raise ValueError(f"mode must be one of {TRAIN_MODES}, got {mode!r}")
-    bs = config.batch_size
-    num_steps = num_clips // bs  # full batches only, as in train(): one compiled shape
-    if num_steps == 0:
-        raise ValueError(f"batch_size {bs} exceeds the {num_clips} training clips")
-
-    t_start = time.perf_counter()
-    source = ClipExcerpts(waves=list(waves), targets=targets[0],
-                          excerpt_samples=classifier.excerpt_samples)
-    mean, std = _band_statistics(classifier, source, seed=config.seed,
-                                 max_excerpts=config.stats_excerpts, batch_size=bs)
-    classifier = dataclasses.replace(classifier, mean=mean, std=std)
-    mean_j, std_j = jnp.asarray(mean), jnp.asarray(std)
-    step_all_fn, step_model = _train_steps(classifier.frontend, classifier.model_name,
-                                           _freeze(classifier.model_kwargs), loss_keys)
-    feats_fn = _features(classifier.frontend)
-
-    def step_all(states, batch_waves, batch_targets, key, loss_idx):
-        feats = feats_fn(batch_waves, mean_j, std_j)  # once for all models: shared waves
-        return step_all_fn(states, feats, batch_targets, key, loss_idx)
-
-    def step_one(state, batch_waves, batch_targets, key, loss_idx):
-        return step_model(state, feats_fn(batch_waves, mean_j, std_j), batch_targets, key,
-                          loss_idx)
-
-    def step_shared(states, batch_waves, batch_targets, key, loss_idx):
-        feats = feats_fn(batch_waves, mean_j, std_j)
-        out = [step_model(s, feats, t, key, i)
-               for s, t, i in zip(states, batch_targets, loss_idx)]
-        return [s for s, _ in out], jnp.stack([loss for _, loss in out])
-
-    tx = _adam(float(config.learning_rate))
-
-    def fresh_state():
-        return TrainState.create(apply_fn=None, params=classifier.variables["params"],
-                                 batch_stats=classifier.variables.get("batch_stats", {}), tx=tx)
-
-    base_key = (jax.random.key(config.seed) if prng_impl is None
-                else jax.random.key(config.seed, impl=prng_impl))
-    epoch_losses = np.zeros((num_models, config.epochs))
-    bar = tqdm(total=config.epochs * num_steps * (1 if mode == "vmap" else num_models), desc=desc,
-               disable=not progress, leave=False, unit="step")
-
-    def run(models: list[int], states, step_fn, stacked: bool):
-        for epoch in range(config.epochs):
-            rng = np.random.default_rng([config.seed, epoch])
-            epoch_waves, _ = source.epoch(rng)
-            order = rng.permutation(len(epoch_waves))
-            epoch_key = jax.random.fold_in(base_key, epoch)
-            step_losses = []
-            for step in range(num_steps):
-                idx = order[step * bs:(step + 1) * bs]
-                key = jax.random.fold_in(epoch_key, step)
-                if stacked:
-                    states, loss = step_fn(states, epoch_waves[idx], targets[models][:, idx],
-                                           key, loss_index[models])
-                else:
-                    states, loss = step_fn(states, epoch_waves[idx], targets[models[0]][idx],
-                                           key, loss_index[models[0]])
-                step_losses.append(loss)
-                bar.update(1 if mode == "vmap" else len(models))
-            mean_loss = np.mean(np.asarray(jax.device_get(step_losses)), axis=0)
-            epoch_losses[models, epoch] = mean_loss
-        return states
-
-    if mode == "vmap":
-        states = stack_trees([fresh_state()] * num_models)
-        states = run(list(range(num_models)), states, step_all, stacked=True)
-        params, batch_stats = states.params, states.batch_stats
-    elif mode == "shared":
-        states = run(list(range(num_models)), [fresh_state()] * num_models, step_shared,
-                     stacked=True)
-        params = stack_trees([s.params for s in states])
-        batch_stats = stack_trees([s.batch_stats for s in states])
-    else:
-        done = []
-        for k in range(num_models):
-            done.append(run([k], fresh_state(), step_one, stacked=False))
-        params = stack_trees([s.params for s in done])
-        batch_stats = stack_trees([s.batch_stats for s in done])
-    bar.close()
-    variables = jax.device_get({"params": params, "batch_stats": batch_stats})
-    classifiers = [dataclasses.replace(classifier, variables=unstack_tree(variables, k))
-                   for k in range(num_models)]
-    return ManyResult(classifiers=classifiers, variables=variables, losses=epoch_losses,
-                      seconds=time.perf_counter() - t_start, steps=num_steps * config.epochs)
+    if num_clips // config.batch_size == 0:
+        raise ValueError(f"batch_size {config.batch_size} exceeds the {num_clips} training clips")
+    return targets, losses, loss_index, loss_keys
 
 
 def evaluate_many(classifier: Classifier, variables, dataset, *,
@@ -348,7 +307,8 @@ def evaluate_many(classifier: Classifier, variables, dataset, *,
 
     Same protocol as :func:`jaxaudio.tasks.evaluate_clips` (half-overlapping windows of the
     training excerpt length, clip logits = mean of window logits, softmax), but each batch of
-    windows goes through the front-end once for all ``K`` networks.
+    windows goes through the front-end once and through all ``K`` networks in one call
+    (``jax.vmap`` over the stacked variables).
 
     Parameters
     ----------
@@ -368,25 +328,21 @@ def evaluate_many(classifier: Classifier, variables, dataset, *,
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     windows, owner = window_dataset(list(dataset.waves), length=classifier.excerpt_samples)
-    windows = windows.astype(np.float32)
     logits_fn = _eval_logits(classifier.model_name, _freeze(classifier.model_kwargs))
-    feats_fn = _features(classifier.frontend)
+    feats_fn = feature_fn(classifier.frontend)
     mean, std = jnp.asarray(classifier.mean), jnp.asarray(classifier.std)
-    num_models = len(jax.tree_util.tree_leaves(variables)[0])
-    per_model = [jax.tree_util.tree_map(jnp.asarray, unstack_tree(variables, k))
-                 for k in range(num_models)]
-    chunks = []
-    for chunk, n in _padded_batches(windows, batch_size):
-        feats = feats_fn(chunk, mean, std)  # once per batch for all models
-        chunks.append(np.stack([np.asarray(logits_fn(v, feats))[:n] for v in per_model]))
-    logits = np.concatenate(chunks, axis=1)  # (K, windows, C)
-    num_models = logits.shape[0]
+    stacked = jax.tree_util.tree_map(jnp.asarray, variables)
+
+    def chunk_logits(chunk):  # (n, K, C): map_chunks wants the example axis first
+        return jnp.swapaxes(logits_fn(stacked, feats_fn(chunk, mean, std)), 0, 1)
+
+    logits = map_chunks(chunk_logits, windows.astype(np.float32), chunk_size=batch_size)
     counts = np.maximum(np.bincount(owner, minlength=len(dataset)), 1)[:, None]
     single = dataset.labels >= 0
     out = []
-    for k in range(num_models):
+    for k in range(logits.shape[1]):
         summed = np.zeros((len(dataset), logits.shape[-1]))
-        np.add.at(summed, owner, logits[k])
+        np.add.at(summed, owner, logits[:, k])
         scores = np.asarray(jax.nn.softmax(summed / counts, axis=-1))
         out.append({
             "accuracy": float(metrics.accuracy(scores[single], dataset.labels[single])),

@@ -229,3 +229,48 @@ def test_frame_accuracy_thresholds_and_concatenates_songs():
         frame_accuracy(np.zeros(3), np.zeros(4))
     with pytest.raises(ValueError, match="0/1"):
         frame_accuracy(np.zeros(3), np.full(3, 0.5))
+
+
+# ------------------------------------------------------------------ noise-equivalent p (study 2)
+
+from jaxaudio.metrics import noise_equivalent_p, summarize_noise_equivalent  # noqa: E402
+
+
+def test_noise_equivalent_p_interpolates_the_first_crossing():
+    rates = [0.0, 0.25, 0.5, 0.75]
+    curve = [0.9, 0.8, 0.6, 0.5]
+    p, status = noise_equivalent_p(rates, curve, 0.7)
+    assert status == "crossed"
+    assert p == pytest.approx(0.375)  # halfway between 0.8 @ 0.25 and 0.6 @ 0.5
+    # Exactly on a measured point.
+    assert noise_equivalent_p(rates, curve, 0.8) == (pytest.approx(0.25), "crossed")
+    # Non-monotonic curve: the first crossing counts.
+    p, _ = noise_equivalent_p([0.0, 0.5, 1.0], [1.0, 0.0, 1.0], 0.5)
+    assert p == pytest.approx(0.25)
+
+
+def test_noise_equivalent_p_edge_cases():
+    rates = [0.0, 0.5, 0.9]
+    assert noise_equivalent_p(rates, [0.6, 0.5, 0.4], 0.7) == (0.0, "at_or_above_clean")
+    assert noise_equivalent_p(rates, [0.9, 0.8, 0.7], 0.5) == (None, "never_below")
+    with pytest.raises(ValueError, match="increasing"):
+        noise_equivalent_p([0.5, 0.0], [1.0, 0.5], 0.7)
+    with pytest.raises(ValueError, match="same length"):
+        noise_equivalent_p([0.0, 0.5], [1.0], 0.7)
+
+
+def test_summary_over_seeds_reports_spread_and_never_crossing_seeds():
+    rates = [0.0, 0.5, 1.0]
+    curves = np.array([[1.0, 0.5, 0.0], [1.0, 0.6, 0.2], [1.0, 0.9, 0.8]])
+    refs = np.array([0.5, 0.4, 0.5])
+    s = summarize_noise_equivalent(rates, curves, refs)
+    assert s["per_seed"][0] == pytest.approx(0.5)
+    assert s["per_seed"][1] == pytest.approx(0.75)
+    assert s["per_seed"][2] is None and s["status"][2] == "never_below"
+    assert s["defined"] == 2 and s["seeds"] == 3
+    assert s["mean"] == pytest.approx(0.625)
+    assert s["std"] == pytest.approx(np.std([0.5, 0.75], ddof=1))
+    assert "never falls" in s["note"]
+    none = summarize_noise_equivalent(rates, curves, np.array([-1.0, -1.0, -1.0]))
+    assert none["mean"] is None and none["std"] is None and none["defined"] == 0
+    assert "never falls" in none["note"]

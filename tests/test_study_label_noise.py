@@ -1,4 +1,4 @@
-"""Label-noise study: noise-equivalent p, vmapped training, the smoke run and its resume."""
+"""Label-noise study: training many models, the smoke run, its per-stage reuse."""
 
 import json
 
@@ -14,49 +14,6 @@ from jaxaudio.models.cnn import AveragePoolCNN
 from jaxaudio.studies import label_noise as ln
 from jaxaudio.train import TrainConfig
 from jaxaudio.train_many import evaluate_many, train_many
-
-# ------------------------------------------------------------------ noise-equivalent p
-
-
-def test_noise_equivalent_p_interpolates_the_first_crossing():
-    rates = [0.0, 0.25, 0.5, 0.75]
-    curve = [0.9, 0.8, 0.6, 0.5]
-    p, status = ln.noise_equivalent_p(rates, curve, 0.7)
-    assert status == "crossed"
-    assert p == pytest.approx(0.375)  # halfway between 0.8 @ 0.25 and 0.6 @ 0.5
-    # Exactly on a measured point.
-    assert ln.noise_equivalent_p(rates, curve, 0.8) == (pytest.approx(0.25), "crossed")
-    # Non-monotonic curve: the first crossing counts.
-    p, _ = ln.noise_equivalent_p([0.0, 0.5, 1.0], [1.0, 0.0, 1.0], 0.5)
-    assert p == pytest.approx(0.25)
-
-
-def test_noise_equivalent_p_edge_cases():
-    rates = [0.0, 0.5, 0.9]
-    assert ln.noise_equivalent_p(rates, [0.6, 0.5, 0.4], 0.7) == (0.0, "at_or_above_clean")
-    assert ln.noise_equivalent_p(rates, [0.9, 0.8, 0.7], 0.5) == (None, "never_below")
-    with pytest.raises(ValueError, match="increasing"):
-        ln.noise_equivalent_p([0.5, 0.0], [1.0, 0.5], 0.7)
-    with pytest.raises(ValueError, match="same length"):
-        ln.noise_equivalent_p([0.0, 0.5], [1.0], 0.7)
-
-
-def test_summary_over_seeds_reports_spread_and_never_crossing_seeds():
-    rates = [0.0, 0.5, 1.0]
-    curves = np.array([[1.0, 0.5, 0.0], [1.0, 0.6, 0.2], [1.0, 0.9, 0.8]])
-    refs = np.array([0.5, 0.4, 0.5])
-    s = ln.summarize_noise_equivalent(rates, curves, refs)
-    assert s["per_seed"][0] == pytest.approx(0.5)
-    assert s["per_seed"][1] == pytest.approx(0.75)
-    assert s["per_seed"][2] is None and s["status"][2] == "never_below"
-    assert s["defined"] == 2 and s["seeds"] == 3
-    assert s["mean"] == pytest.approx(0.625)
-    assert s["std"] == pytest.approx(np.std([0.5, 0.75], ddof=1))
-    assert "never falls" in s["note"]
-    none = ln.summarize_noise_equivalent(rates, curves, np.array([-1.0, -1.0, -1.0]))
-    assert none["mean"] is None and none["std"] is None and none["defined"] == 0
-    assert "never falls" in none["note"]
-
 
 # ------------------------------------------------------------------ training many models
 
@@ -156,6 +113,34 @@ def test_train_many_rejects_bad_input(tiny_problem):
 # ------------------------------------------------------------------ the study (smoke)
 
 
+def test_evaluate_many_vmapped_equals_each_model_alone(tiny_problem):
+    from jaxaudio.data.types import ClipDataset
+    from jaxaudio.train_many import stack_trees, unstack_tree
+
+    clf, waves, targets, losses = tiny_problem
+    config = TrainConfig(epochs=1, batch_size=8, seed=5, stats_excerpts=24)
+    res = train_many(clf, waves, targets, config, losses=losses, mode="shared",
+                     loss_set=losses, prng_impl="rbg", progress=False)
+    labels = np.arange(len(waves)) % 3
+    data = ClipDataset(waves=waves[:10], targets=np.eye(3, dtype=np.float32)[labels[:10]],
+                       labels=labels[:10].astype(np.int32), label_names=("a", "b", "c"),
+                       sample_rate=16000, names=tuple(str(i) for i in range(10)))
+    many = evaluate_many(res.classifiers[0], res.variables, data, batch_size=4)
+    for k in range(len(targets)):
+        one = evaluate_many(res.classifiers[0], stack_trees([unstack_tree(res.variables, k)]),
+                            data, batch_size=4)[0]
+        for m in ("accuracy", "lwlrap", "roc_auc"):
+            assert many[k][m] == pytest.approx(one[m], abs=1e-6)
+
+
+def test_default_train_mode_follows_the_backend():
+    from jaxaudio.train_many import TRAIN_MODES, default_train_mode
+
+    assert default_train_mode("cpu") == "shared"
+    assert default_train_mode("gpu") == default_train_mode("tpu") == "vmap"
+    assert default_train_mode() in TRAIN_MODES
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("noise")
@@ -165,18 +150,21 @@ def smoke_run(tmp_path_factory):
 
 def test_smoke_run_writes_the_documented_results(smoke_run):
     out, results = smoke_run
-    assert (out / "results.json").is_file() and (out / "report.html").is_file()
-    assert (out / "figures" / "label_noise_curves.png").is_file()
+    for path in ("results.json", "report.html", "figures/label_noise_curves.png",
+                 "arrays/curves.npz"):
+        assert (out / path).is_file(), path
     saved = json.loads((out / "results.json").read_text())
     assert saved["study"] == ln.NAME == "label_noise"
+    for key in ("title", "preset", "seed", "headline", "published",
+                "preset_deviations_from_paper", "stages"):
+        assert key in saved, key
     rates = list(ln.PRESETS["smoke"].rates)
     cur = saved["corruption"]
     assert cur["p"] == rates
     for m in ("accuracy", "lwlrap", "roc_auc"):
         for stat in ("mean", "std"):
-            values = cur[f"{m}_{stat}"]
-            assert len(values) == len(rates)
-            assert all(0.0 <= v <= 1.0 for v in values)
+            assert len(cur[f"{m}_{stat}"]) == len(rates)
+            assert all(0.0 <= v <= 1.0 for v in cur[f"{m}_{stat}"])
         for cond in ("curated", "noisy", "curated+noisy"):
             assert 0.0 <= saved[cond][f"{m}_mean"] <= 1.0
     # "curated only" is the p = 0 cross-entropy run of the curve.
@@ -186,42 +174,71 @@ def test_smoke_run_writes_the_documented_results(smoke_run):
         assert v is None or 0.0 <= v <= rates[-1]
         assert "note" in saved["noise_equivalent_p_detail"]["accuracy"][cond]
     assert set(saved["robust"]) == set(ln.PRESETS["smoke"].robust)
-    assert len(saved["robust"]["gce"]["accuracy_mean"]) == len(rates)
     # Exactly round(p * N) labels changed at each rate.
     n = saved["num_clips"]["curated"]
     assert cur["labels_changed"] == [round(p * n) for p in rates]
     seeds = ln.PRESETS["smoke"].seeds
-    expected_runs = seeds * (2 * len(rates) + 2)
-    assert len(list((out / "runs").glob("*.json"))) == expected_runs
-    assert saved["timing"]["runs"] == expected_runs
-    html = (out / "report.html").read_text()
-    assert "Noise-equivalent corruption rate" in html
-    assert "label_noise_curves.png" in html
+    assert saved["timing"]["runs"] == seeds * (2 * len(rates) + 2)
+    assert len(saved["stages"]["computed"]) == 1 + seeds * 5 + 1  # data, per seed, aggregate
 
 
-def test_rerun_reuses_finished_runs(smoke_run):
+def test_rerun_recomputes_only_a_lost_stage(smoke_run):
+    import shutil
+
     out, results = smoke_run
-    victim = out / "runs" / "noisy_ce_seed0.json"
-    assert victim.is_file()
-    victim.unlink()  # one run "lost": only it is trained again
+    log = [json.loads(line) for line in (out / "stages" / "log.jsonl").read_text().splitlines()]
+    victim = next(e for e in log if e["stage"] == "train noisy ce seed 0")
+    shutil.rmtree(out / "stages" / f"train-{victim['key']}")
     again = ln.run(out=out, preset="smoke", progress=False)
-    assert again["timing"]["runs_reused"] == again["timing"]["runs"] - 1
-    assert victim.is_file()
-    for key in ("corruption", "curated", "curated+noisy"):
+    assert again["stages"]["computed"] == ["train noisy ce seed 0"]
+    for key in ("corruption", "robust", "curated", "noisy", "curated+noisy",
+                "noise_equivalent_p_detail"):
         assert again[key] == results[key]
-    third = ln.run(out=out, preset="smoke", progress=False)
-    assert third["timing"]["runs_reused"] == third["timing"]["runs"]
+
+
+def _fake_train(calls):
+    def fake(stage_dir, *, condition, seed, loss, epochs, rates=None, **_):
+        calls.append((condition, loss[0], seed, epochs))
+        k = len(rates) if condition == "curated" else 1
+        rng = np.random.default_rng([seed, len(calls)])
+        out = {m: rng.uniform(0.1, 0.9, k) for m in ("accuracy", "lwlrap", "roc_auc")}
+        return dict(out, train_loss=np.zeros((k, epochs)), steps=1, num_train=48,
+                    train_seconds=0.0, eval_seconds=0.0)
+    return fake
+
+
+def test_adding_seeds_or_losses_trains_only_what_is_new(smoke_run, tmp_path, monkeypatch):
+    import shutil
+
+    out, _ = smoke_run
+    shutil.copytree(out / "stages", tmp_path / "stages")
+    calls = []
+    monkeypatch.setattr(ln, "_train", _fake_train(calls))
+    res = ln.run(out=tmp_path, preset="smoke", progress=False, seeds=3,
+                 robust=["gce", "smoothing"])
+    assert sorted(calls) == sorted(
+        [("curated", "label_smoothing", s, 1) for s in (0, 1)]
+        + [(c, l, 2, 1) for c, l in (("curated", "cross_entropy"), ("curated", "gce"),
+                                     ("curated", "label_smoothing"), ("noisy", "cross_entropy"),
+                                     ("curated+noisy", "cross_entropy"))])
+    assert "data" in res["stages"]["reused"] and "corruption seed 0" in res["stages"]["reused"]
+    calls.clear()
+    res = ln.run(out=tmp_path, preset="smoke", progress=False, epochs=2)
+    assert len(calls) == 8 and all(c[3] == 2 for c in calls)  # every model, data reused
+    assert {"data", "corruption seed 0", "corruption seed 1"} <= set(res["stages"]["reused"])
 
 
 def test_run_rejects_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="preset"):
         ln.run(out=tmp_path, preset="huge")
-    with pytest.raises(ValueError, match="seeds"):
+    with pytest.raises(ValueError, match="--seeds"):
         ln.run(out=tmp_path, preset="smoke", seeds=0)
     with pytest.raises(ValueError, match="robust"):
         ln.run(out=tmp_path, preset="smoke", robust=["magic"])
     with pytest.raises(ValueError, match="FSDKaggle2019 root"):
         ln.run(out=tmp_path, preset="smoke", data=str(tmp_path / "missing"), progress=False)
+    with pytest.raises(ValueError, match="--train-mode"):
+        ln.run(out=tmp_path, preset="smoke", train_mode="parallel")
 
 
 def test_cli_registers_the_noise_command():

@@ -1,30 +1,19 @@
 """Study 2 (REFERENCE.md §2): label noise in the instrument tagger.
 
 The same classifier (average-pool CNN on mel features, front-end inside the train step) is
-trained on
+trained on **curated** clips only, **noisy** clips only (shifted recording conditions *and*
+wrong labels, like FSDKaggle2019's noisy set), **curated + noisy**, and **curated clips whose
+labels were corrupted** at rates ``p`` (:func:`jaxaudio.data.corruption.corrupt_labels`), with
+cross-entropy and with noise-robust losses (:mod:`jaxaudio.losses`), for several seeds, and
+evaluated on the curated test split (accuracy, lwlrap, macro ROC-AUC; mean ± sample std over
+seeds). "Curated only" *is* the ``p = 0`` cross-entropy run of the corruption curve. The
+noise-equivalent corruption rate (:func:`jaxaudio.metrics.summarize_noise_equivalent`) prices
+the noisy labels in curated labels with ``p`` of them wrong.
 
-* **curated** clips only (carefully labelled),
-* **noisy** clips only (shifted recording conditions *and* wrong labels, like FSDKaggle2019's
-  noisy set),
-* **curated + noisy**,
-* **curated clips whose labels were corrupted** at rates ``p`` (a fraction ``p`` of the clips
-  gets a uniformly drawn *other* label; :func:`jaxaudio.data.corruption.corrupt_labels`),
-  with cross-entropy and with noise-robust losses (GCE, bootstrapping, label smoothing from
-  :mod:`jaxaudio.losses`),
-
-for several seeds, and evaluated on the curated test split (accuracy, lwlrap, macro ROC-AUC;
-mean ± sample std over seeds). "Curated only" *is* the ``p = 0`` cross-entropy run of the
-corruption curve (same data, labels, seed and model), so it is trained once.
-
-The **noise-equivalent corruption rate** of the noisy (or mixed) training set is the ``p`` at
-which the corrupted-curated curve, linearly interpolated between the measured rates, first falls
-to that training set's figure: "the noisy labels are worth as much as curated labels with
-``p`` of them wrong". It is computed per seed (paired: same seed, same initialisation) and
-summarised as mean ± std over the seeds where it exists; when the curve never falls that low
-within the measured rates the study says so instead of extrapolating.
-
-Outputs under ``--out``: ``runs/*.json`` (one per trained model: finished runs are reused on a
-rerun), ``results.json``, ``figures/label_noise_curves.png`` and ``report.html``.
+Stages (under ``out/stages``): ``data``, ``corruption`` per seed, ``train`` per (training
+set, loss, seed: those models are trained together, then evaluated), ``aggregate``. Adding a
+seed or a robust loss trains only the new models. Outputs: ``results.json``,
+``arrays/curves.npz`` and ``report.html`` (:mod:`jaxaudio.report.label_noise`).
 """
 
 from __future__ import annotations
@@ -32,9 +21,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import html
 import json
-import math
+import os
 import pathlib
 import platform
 import time
@@ -43,6 +31,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 NAME = "label_noise"
+TITLE = "Study 2: label noise in the instrument tagger"
 
 #: Noise-robust losses by short name: (loss name in jaxaudio.losses, kwargs, label).
 ROBUST_LOSSES: dict[str, tuple[str, tuple, str]] = {
@@ -54,24 +43,19 @@ _CE = ("cross_entropy", ())
 METRICS = ("accuracy", "lwlrap", "roc_auc")
 CONDITIONS = ("curated", "noisy", "curated+noisy")
 
+#: Context figures (REFERENCE.md §2), on the full 80-label FSDKaggle2019 test set: the DCASE
+#: 2019 task 2 baseline (MobileNet, noisy pre-training then curated) and the best system.
+PUBLISHED = {"dcase2019_task2_baseline_lwlrap": 0.546, "dcase2019_task2_best_lwlrap": 0.758,
+             "source": "DCASE 2019 task 2, 80 labels of FSDKaggle2019 (context, not the "
+                       "12-label protocol of this study)"}
+
 
 @dataclasses.dataclass(frozen=True)
 class NoisePreset:
-    """Sizes of one preset of the study (only sizes change between presets, never the method).
-
-    Attributes:
-      num_curated, num_noisy, num_test: synthetic clips per split (with ``--data``: at most this
-        many clips of the real split, in CSV order; ``None`` = all).
-      min_seconds, max_seconds: synthetic clip durations (s).
-      epochs, batch_size, learning_rate: training (Adam).
-      width: network width (channels of the first conv; 64 in the paper).
-      excerpt_frames: frames per training / evaluation excerpt (116 frames = 3.7 s at 16 kHz,
-        hop 512).
-      rates: corruption rates p of the curve (must start at 0: the curated-only run).
-      seeds: default number of seeds.
-      robust: short names (keys of ``ROBUST_LOSSES``) of the noise-robust losses run on the curve.
-      stats_excerpts: excerpts used for the per-band normalisation statistics.
-    """
+    """Sizes of one preset (only sizes change between presets, never the method): clips per
+    split (``None`` = all; with ``--data`` caps in CSV order), synthetic durations (s), Adam
+    training, network width, excerpt frames, corruption rates (starting at 0), seeds, robust
+    losses (keys of ``ROBUST_LOSSES``), excerpts for the band statistics."""
 
     num_curated: Optional[int]
     num_noisy: Optional[int]
@@ -105,30 +89,18 @@ PRESETS: dict[str, NoisePreset] = {
 #: Synthetic clip counts of the paper preset (the real dataset uses all its clips).
 PAPER_SYNTH_SIZES = {"curated": 600, "noisy": 600, "test": 200}
 
-#: Training mode used by the study: the fastest of ``jaxaudio.train_many.TRAIN_MODES`` measured
-#: with ``benchmarks/label_noise_vmap.py`` on the 2-core development CPU
-#: (``benchmarks/results/label_noise_vmap*.json``): at demo sizes (10 models, width 8, 58 frames)
-#: ms per model-step vmap 97, shared 43, sequential 51; at paper sizes (width 64, 116 frames)
-#: vmap 11970, shared 2457, sequential 2277 (shared = sequential within the machine's noise).
-#: XLA:CPU turns vmapped convolutions into grouped convolutions, which are much slower.
-DEFAULT_TRAIN_MODE = "shared"
-
 #: PRNG of initialisation and dropout. XLA's RngBitGenerator compiles 5-10x faster than
-#: threefry on CPU (0.5 s vs 3-5 s per random op shape measured here); runs stay deterministic
-#: for a seed on a given backend.
+#: threefry on CPU; runs stay deterministic for a seed on a given backend.
 PRNG_IMPL = "rbg"
 
+#: Every training step is compiled for all losses (a ``lax.switch``), so a training's numbers
+#: do not depend on which robust losses were selected alongside it.
+LOSS_SET = (_CE,) + tuple(spec[:2] for spec in ROBUST_LOSSES.values())
 
-# ----------------------------------------------------------------------------------------------
-# Building blocks
-# ----------------------------------------------------------------------------------------------
+
 def new_classifier(*, width: int, excerpt_frames: int, seed: int, label_names):
-    """A fresh average-pool CNN instrument classifier (16 kHz instrument front-end).
-
-    Like :func:`jaxaudio.models.classifier.init_classifier`, but the initialisation is one
-    jitted call cached per shape and uses :data:`PRNG_IMPL` keys (compiling threefry random
-    numbers for every parameter shape costs about half a minute on a busy 2-core CPU).
-    """
+    """A fresh average-pool CNN instrument classifier (16 kHz instrument front-end), its
+    initialisation one jitted call cached per shape with :data:`PRNG_IMPL` keys."""
     import jax
 
     from jaxaudio import frontend as fe
@@ -156,93 +128,135 @@ def _jitted_init(n_mels: int, frames: int, num_classes: int, width: int):
     return jax.jit(lambda key: module.init(key, dummy, train=False))
 
 
-def noise_equivalent_p(rates: Sequence[float], curve: Sequence[float],
-                       reference: float) -> tuple[Optional[float], str]:
-    """Where a metric-vs-corruption curve first falls to ``reference``.
+def load_data(preset: NoisePreset, *, preset_name: str, data: Optional[str], seed: int = 0,
+              progress: bool = True) -> dict:
+    """The curated, noisy and test splits as :class:`~jaxaudio.data.types.ClipDataset`.
 
-    Parameters
-    ----------
-    rates : sequence of float [shape=(R,)], strictly increasing, in [0, 1]
-        Corruption rates p at which the curve was measured.
-    curve : sequence of float [shape=(R,)]
-        The metric (higher is better) at each rate.
-    reference : float
-        The figure of the training set being priced (e.g. noisy-only accuracy).
-
-    Returns
-    -------
-    p : float or None
-        The first p (linear interpolation between measured rates) with ``curve(p) <=
-        reference``; ``rates[0]`` if the curve already starts at or below it; ``None`` if it
-        never falls that low within ``[rates[0], rates[-1]]`` (no extrapolation).
-    status : str
-        ``"crossed"``, ``"at_or_above_clean"`` (the reference is at least as good as the
-        uncorrupted run) or ``"never_below"`` (worse than even the most corrupted run).
+    Synthetic (default): :func:`~jaxaudio.data.synth_instruments.make_synth_instruments`
+    (data seed ``seed``). With ``data`` (FSDKaggle2019 root): the clips carrying exactly one of
+    the 12 musical labels, capped at the preset's sizes (CSV order).
     """
-    rates = np.asarray(rates, np.float64)
-    curve = np.asarray(curve, np.float64)
-    if rates.ndim != 1 or rates.shape != curve.shape or rates.size < 1:
-        raise ValueError(f"rates and curve must be 1-D of the same length >= 1, got "
-                         f"{rates.shape} and {curve.shape}")
-    if np.any(np.diff(rates) <= 0):
-        raise ValueError(f"rates must be strictly increasing, got {rates.tolist()}")
-    if not (np.all(np.isfinite(curve)) and math.isfinite(reference)):
-        raise ValueError("curve and reference must be finite")
-    if curve[0] <= reference:
-        return float(rates[0]), "at_or_above_clean"
-    for i in range(rates.size - 1):
-        if curve[i + 1] <= reference:
-            # curve[i] > reference >= curve[i + 1]: interpolate on this segment.
-            frac = (curve[i] - reference) / (curve[i] - curve[i + 1])
-            return float(rates[i] + frac * (rates[i + 1] - rates[i])), "crossed"
-    return None, "never_below"
+    caps = {"curated": preset.num_curated, "noisy": preset.num_noisy, "test": preset.num_test}
+    if data is None:
+        from jaxaudio.data.synth_instruments import make_synth_instruments
+
+        return {split: make_synth_instruments(
+                    split=split, num_clips=PAPER_SYNTH_SIZES[split] if n is None else n,
+                    seed=seed, min_seconds=preset.min_seconds, max_seconds=preset.max_seconds)
+                for split, n in caps.items()}
+    from jaxaudio.data.fsdkaggle import load_fsdkaggle2019
+
+    if not pathlib.Path(data).is_dir():
+        raise ValueError(f"--data must be the FSDKaggle2019 root folder, got {data!r}")
+    return {split: load_fsdkaggle2019(pathlib.Path(data), split=split, single_label=True,
+                                      max_clips=cap, progress=progress)
+            for split, cap in caps.items()}
 
 
-def summarize_noise_equivalent(rates, curves: np.ndarray, references: np.ndarray) -> dict:
-    """Per-seed noise-equivalent p and its summary.
+# ---------------------------------------------------------------------------------- stages
+def _data(stage_dir, *, load, **sizes) -> dict:
+    """Labels and targets of the three splits (the clips themselves are loaded on demand)."""
+    splits = load()
+    out = {"label_names": list(splits["curated"].label_names),
+           "num_clips": {k: len(v) for k, v in splits.items()}}
+    for split, d in splits.items():
+        out[f"{split}_labels"] = np.asarray(d.labels)
+        out[f"{split}_targets"] = np.asarray(d.targets)
+    return out
 
-    Parameters
-    ----------
-    rates : [shape=(R,)] corruption rates.
-    curves : [shape=(S, R)] the metric of seed ``s`` at each rate.
-    references : [shape=(S,)] the priced training set's metric for each seed.
 
-    Returns
-    -------
-    dict with ``per_seed`` (float or None), ``status`` per seed, ``mean``/``std`` (sample std,
-    over the seeds where p exists; None if none or, for std, fewer than two), ``defined``
-    (count), ``seeds``, ``from_mean_curve`` (p where the seed-mean curve meets the seed-mean
-    reference) and a human-readable ``note``.
-    """
-    curves = np.asarray(curves, np.float64)
-    references = np.asarray(references, np.float64)
-    per_seed, status = [], []
-    for curve, ref in zip(curves, references):
-        p, s = noise_equivalent_p(rates, curve, float(ref))
-        per_seed.append(p)
-        status.append(s)
-    defined = [p for p in per_seed if p is not None]
-    mean = float(np.mean(defined)) if defined else None
-    std = float(np.std(defined, ddof=1)) if len(defined) > 1 else None
-    p_mean, s_mean = noise_equivalent_p(rates, curves.mean(0), float(references.mean()))
-    never = status.count("never_below")
-    above = status.count("at_or_above_clean")
-    if not defined:
-        note = (f"the corruption curve never falls to this figure up to p = {rates[-1]:g} in "
-                f"any of {len(status)} seeds: these labels are worth less than curated labels "
-                f"with {rates[-1]:.0%} of them wrong")
+def _corruption(stage_dir, *, data, seed: int, rates: list) -> dict:
+    """The curated labels corrupted at every rate for one seed (shared by all losses, so the
+    robust curve prices the loss, not another draw of wrong labels)."""
+    from jaxaudio.data.corruption import corrupt_labels
+
+    labels, changed = [], []
+    for p in rates:
+        corruption_seed = int(np.random.default_rng(
+            [seed, int(round(p * 1000)), 2020]).integers(2 ** 31))
+        lab, ch = corrupt_labels(data["curated_labels"], rate=p,
+                                 num_classes=len(data["label_names"]), seed=corruption_seed)
+        labels.append(lab)
+        changed.append(ch)
+    return {"labels": np.stack(labels), "changed": np.stack(changed)}
+
+
+def _train(stage_dir, *, data, load, progress, condition: str, seed: int, loss: list,
+           loss_set: list, train_mode: str, width: int, excerpt_frames: int, epochs: int,
+           batch_size: int, learning_rate: float, stats_excerpts: int, rates=None,
+           corruption=None) -> dict:
+    """Train the models of one (training set, loss, seed) together, then evaluate them."""
+    from jaxaudio.train import TrainConfig
+    from jaxaudio.train_many import evaluate_many, train_many
+
+    splits = load()
+    if condition == "curated":
+        waves = list(splits["curated"].waves)
+        targets = np.eye(len(data["label_names"]), dtype=np.float32)[corruption["labels"]]
     else:
-        note = f"p = {mean:.3f}" + (f" ± {std:.3f}" if std is not None else "") + \
-            f" over {len(defined)} of {len(status)} seeds"
-        if never:
-            note += (f"; in {never} seed(s) the curve never falls this low up to "
-                     f"p = {rates[-1]:g} (left out of the mean)")
-        if above:
-            note += (f"; in {above} seed(s) this set is at least as good as clean curated "
-                     f"labels (counted as p = {rates[0]:g})")
-    return {"per_seed": per_seed, "status": status, "mean": mean, "std": std,
-            "defined": len(defined), "seeds": len(status), "from_mean_curve": p_mean,
-            "from_mean_curve_status": s_mean, "note": note}
+        parts = ["curated", "noisy"] if condition == "curated+noisy" else ["noisy"]
+        waves = [w for s in parts for w in splits[s].waves]
+        targets = np.concatenate([data[f"{s}_targets"] for s in parts])[None]
+    clf = new_classifier(width=width, excerpt_frames=excerpt_frames, seed=seed,
+                         label_names=data["label_names"])
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                         seed=seed, stats_excerpts=stats_excerpts)
+    spec = lambda s: (s[0], tuple(sorted(s[1].items())))  # noqa: E731 (JSON -> loss spec)
+    result = train_many(clf, waves, targets, config, losses=[spec(loss)] * len(targets),
+                        mode=train_mode, loss_set=[spec(s) for s in loss_set],
+                        prng_impl=PRNG_IMPL, progress=progress,
+                        desc=f"{condition} seed {seed} ({len(targets)} models)")
+    t0 = time.perf_counter()
+    scores = evaluate_many(result.classifiers[0], result.variables, splits["test"])
+    out = {m: np.array([s[m] for s in scores]) for m in METRICS}
+    return dict(out, train_loss=result.losses, steps=result.steps, num_train=len(waves),
+                train_seconds=result.seconds, eval_seconds=time.perf_counter() - t0)
+
+
+def _aggregate(stage_dir, *, rates: list, seeds: list, robust: list, **stages) -> dict:
+    """Curves (mean ± std over seeds), the three training sets, noise-equivalent p."""
+    from jaxaudio.metrics import summarize_noise_equivalent
+
+    def per_seed(cond, loss, m):
+        return np.array([stages[f"{cond}_{loss}_{s}"][m] for s in seeds])  # (S, K)
+
+    curves = {}
+    for short in ["ce"] + robust:
+        curve = {"p": rates, "loss": short}
+        for m in METRICS:
+            values = per_seed("curated", short, m)
+            curve[f"{m}_mean"] = values.mean(0).tolist()
+            curve[f"{m}_std"] = ([float(x) for x in values.std(0, ddof=1)]
+                                 if len(seeds) > 1 else [0.0] * len(rates))
+            curve[f"{m}_per_seed"] = values.tolist()
+        curve["labels_changed"] = [int(c) for c in stages[f"corruption_{seeds[0]}"]["changed"]
+                                   .sum(1)]
+        curves[short] = curve
+    out = {"corruption": dict(curves["ce"], loss_label="cross-entropy"),
+           "robust": {short: dict(curves[short], loss_label=ROBUST_LOSSES[short][2],
+                                  loss_function=ROBUST_LOSSES[short][0],
+                                  loss_kwargs=dict(ROBUST_LOSSES[short][1]))
+                      for short in robust}}
+    for cond in CONDITIONS:
+        loss_cond = "curated" if cond == "curated" else cond
+        entry = {"num_train": int(stages[f"{loss_cond}_ce_{seeds[0]}"]["num_train"])}
+        for m in METRICS:
+            values = per_seed(loss_cond, "ce", m)[:, 0].tolist()
+            entry[f"{m}_mean"], entry[f"{m}_std"] = _mean_std(values)
+            entry[f"{m}_per_seed"] = values
+        if cond == "curated":
+            entry["note"] = "the p = 0 cross-entropy runs of the corruption curve"
+        out[cond] = entry
+    detail = {m: {c: summarize_noise_equivalent(
+        rates, np.array(curves["ce"][f"{m}_per_seed"]), np.array(out[c][f"{m}_per_seed"]))
+        for c in ("noisy", "curated+noisy")} for m in METRICS}
+    out["noise_equivalent_p"] = {c: detail["accuracy"][c]["mean"] for c in CONDITIONS[1:]}
+    out["noise_equivalent_p_std"] = {c: detail["accuracy"][c]["std"] for c in CONDITIONS[1:]}
+    out["noise_equivalent_p_detail"] = detail
+    ce_acc = np.array(curves["ce"]["accuracy_mean"])
+    out["robust_gain_accuracy"] = {short: (np.array(curves[short]["accuracy_mean"])
+                                           - ce_acc).tolist() for short in robust}
+    return out
 
 
 def _mean_std(values) -> tuple[float, float]:
@@ -251,444 +265,166 @@ def _mean_std(values) -> tuple[float, float]:
     return float(np.mean(values)), std
 
 
-# ----------------------------------------------------------------------------------------------
-# Data
-# ----------------------------------------------------------------------------------------------
-def load_data(preset: NoisePreset, *, preset_name: str, data: Optional[str], seed: int = 0,
-              progress: bool = True) -> dict:
-    """The curated, noisy and test splits as :class:`~jaxaudio.data.types.ClipDataset`.
-
-    Synthetic (default): :func:`~jaxaudio.data.synth_instruments.make_synth_instruments`
-    splits ``curated`` / ``noisy`` (shifted synthesis + its default 30 % label noise) /
-    ``test``; the data seed is fixed by ``seed`` (the training seeds vary the models only).
-    With ``data`` (FSDKaggle2019 root): the clips carrying exactly one of the 12 musical labels
-    in the curated, noisy and test sets (``jaxaudio.data.fsdkaggle.load_fsdkaggle2019``),
-    capped at the preset's sizes (CSV order) except for ``paper``.
-    """
-    if data is None:
-        from jaxaudio.data.synth_instruments import make_synth_instruments
-
-        sizes = {"curated": preset.num_curated, "noisy": preset.num_noisy,
-                 "test": preset.num_test}
-        out = {}
-        for split, n in sizes.items():
-            n = PAPER_SYNTH_SIZES[split] if n is None else n
-            out[split] = make_synth_instruments(split=split, num_clips=n, seed=seed,
-                                                min_seconds=preset.min_seconds,
-                                                max_seconds=preset.max_seconds)
-        return out
-    from jaxaudio.data.fsdkaggle import load_fsdkaggle2019
-
-    root = pathlib.Path(data)
-    if not root.is_dir():
-        raise ValueError(f"--data must be the FSDKaggle2019 root folder, got {data!r}")
-    caps = {"curated": preset.num_curated, "noisy": preset.num_noisy, "test": preset.num_test}
-    return {split: load_fsdkaggle2019(root, split=split, single_label=True, max_clips=cap,
-                                      progress=progress)
-            for split, cap in caps.items()}
+# ---------------------------------------------------------------------------------- the study
+def _preset(name: str, *, seeds=None, robust=None, epochs=None) -> NoisePreset:
+    """The preset with the command line's overrides, validated (errors name the flag)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown --preset {name!r}; choose one of {sorted(PRESETS)}")
+    p = PRESETS[name]
+    for flag, value in (("seeds", seeds), ("epochs", epochs)):
+        if value is not None and (int(value) != value or value < 1):
+            raise ValueError(f"--{flag} must be an integer >= 1, got {value}")
+    if robust is not None:
+        unknown = [r for r in robust if r not in ROBUST_LOSSES]
+        if unknown:
+            raise ValueError(f"unknown --robust loss(es) {unknown}; choose from "
+                             f"{sorted(ROBUST_LOSSES)}")
+    p = dataclasses.replace(p, seeds=int(seeds or p.seeds), epochs=int(epochs or p.epochs),
+                            robust=p.robust if robust is None else tuple(robust))
+    if not p.rates or p.rates[0] != 0.0:
+        raise ValueError("the corruption rates must start at 0 (the curated-only run)")
+    return p
 
 
-# ----------------------------------------------------------------------------------------------
-# Runs
-# ----------------------------------------------------------------------------------------------
-def _run_name(condition: str, loss: str, p: Optional[float], seed: int) -> str:
-    tag = condition.replace("+", "_plus_")
-    if p is not None:
-        tag += f"_p{p:.2f}"
-    return f"{tag}_{loss}_seed{seed}"
-
-
-@dataclasses.dataclass
-class _Job:
-    """Models trained on the same clips with the same seed (one train_many call)."""
-
-    training_set: str              # "curated", "noisy", "curated+noisy"
-    seed: int
-    names: list                    # run names
-    targets: list                  # per model (N, C)
-    losses: list                   # per model (name, kwargs)
-    meta: list                     # per model dict written to the run file
-
-
-def _plan(preset: NoisePreset, seeds: Sequence[int], splits: dict) -> list:
-    """All trainings of the study, grouped by (training set, seed)."""
-    from jaxaudio.data.corruption import corrupt_labels
-
-    curated, noisy = splits["curated"], splits["noisy"]
-    num_classes = curated.num_classes
-    losses = [("ce", _CE)] + [(short, ROBUST_LOSSES[short][:2]) for short in preset.robust]
-    jobs = []
-    for seed in seeds:
-        job = _Job("curated", seed, [], [], [], [])
-        for short, loss in losses:
-            for p in preset.rates:
-                # One corruption per (seed, p), shared by all losses: the robust curve prices
-                # the loss, not a different draw of wrong labels.
-                corruption_seed = int(np.random.default_rng(
-                    [seed, int(round(p * 1000)), 2020]).integers(2 ** 31))
-                labels, changed = corrupt_labels(curated.labels, rate=p,
-                                                 num_classes=num_classes,
-                                                 seed=corruption_seed)
-                job.names.append(_run_name("corrupted", short, p, seed))
-                job.targets.append(np.eye(num_classes, dtype=np.float32)[labels])
-                job.losses.append(loss)
-                job.meta.append({"condition": "corrupted", "loss": short, "p": p,
-                                 "seed": seed, "changed": int(changed.sum()),
-                                 "num_train": len(curated)})
-        jobs.append(job)
-        jobs.append(_Job("noisy", seed, [_run_name("noisy", "ce", None, seed)],
-                         [noisy.targets], [_CE],
-                         [{"condition": "noisy", "loss": "ce", "p": None, "seed": seed,
-                           "num_train": len(noisy)}]))
-        jobs.append(_Job("curated+noisy", seed, [_run_name("curated+noisy", "ce", None, seed)],
-                         [np.concatenate([curated.targets, noisy.targets])], [_CE],
-                         [{"condition": "curated+noisy", "loss": "ce", "p": None, "seed": seed,
-                           "num_train": len(curated) + len(noisy)}]))
-    return jobs
-
-
-def _train_job(job: _Job, todo: list, preset: NoisePreset, splits: dict, *, mode: str,
-               progress: bool) -> list:
-    """Train the models ``todo`` (indices into ``job``) together; returns their run records."""
-    from jaxaudio.train import TrainConfig
-    from jaxaudio.train_many import evaluate_many, train_many
-
-    if job.training_set == "curated":
-        waves = list(splits["curated"].waves)
-    elif job.training_set == "noisy":
-        waves = list(splits["noisy"].waves)
-    else:
-        waves = list(splits["curated"].waves) + list(splits["noisy"].waves)
-    clf = new_classifier(width=preset.width, excerpt_frames=preset.excerpt_frames,
-                         seed=job.seed, label_names=splits["curated"].label_names)
-    config = TrainConfig(epochs=preset.epochs, batch_size=preset.batch_size,
-                         learning_rate=preset.learning_rate, seed=job.seed,
-                         stats_excerpts=preset.stats_excerpts)
-    targets = np.stack([job.targets[i] for i in todo])
-    loss_set = [_CE] + [ROBUST_LOSSES[short][:2] for short in preset.robust]
-    result = train_many(clf, waves, targets, config, losses=[job.losses[i] for i in todo],
-                        mode=mode, loss_set=loss_set, prng_impl=PRNG_IMPL, progress=progress,
-                        desc=f"{job.training_set} seed {job.seed} ({len(todo)} models)")
-    t0 = time.perf_counter()
-    scores = evaluate_many(result.classifiers[0], result.variables, splits["test"])
-    eval_seconds = time.perf_counter() - t0
-    records = []
-    for k, i in enumerate(todo):
-        rec = dict(job.meta[i])
-        rec.update(scores[k])
-        rec.update({
-            "name": job.names[i], "training_set": job.training_set,
-            "loss_function": list(job.losses[i][:1]) + [dict(job.losses[i][1])],
-            "train_loss": result.losses[k].tolist(), "steps": result.steps,
-            "train_seconds_shared": result.seconds, "eval_seconds_shared": eval_seconds,
-            "models_trained_together": len(todo), "train_mode": mode,
-        })
-        records.append(rec)
-    return records
-
-
-def _config_fingerprint(preset: NoisePreset, data: Optional[str], data_seed: int) -> dict:
-    """What a run file depends on (not the number of seeds or the robust losses: each run file
-    is one seed and loss, so adding seeds or losses reuses the others)."""
-    sizes = dataclasses.asdict(preset)
-    for key in ("seeds", "robust"):
-        sizes.pop(key)
-    return {"preset": sizes, "data": str(data) if data else "synthetic",
-            "data_seed": data_seed}
-
-
-# ----------------------------------------------------------------------------------------------
-# Aggregation, figure, report
-# ----------------------------------------------------------------------------------------------
-def _aggregate(records: dict, preset: NoisePreset, seeds: Sequence[int]) -> dict:
-    def rec(condition, loss, p, seed):
-        cond = "corrupted" if condition == "corrupted" else condition
-        return records[_run_name(cond, loss, p, seed)]
-
-    out: dict = {}
-    curves = {}
-    for short in ["ce"] + list(preset.robust):
-        curve = {"p": list(preset.rates), "loss": short}
-        per_seed = {m: np.array([[rec("corrupted", short, p, s)[m] for p in preset.rates]
-                                 for s in seeds]) for m in METRICS}
-        for m in METRICS:
-            curve[f"{m}_mean"] = per_seed[m].mean(0).tolist()
-            curve[f"{m}_std"] = ([float(x) for x in per_seed[m].std(0, ddof=1)]
-                                 if len(seeds) > 1 else [0.0] * len(preset.rates))
-            curve[f"{m}_per_seed"] = per_seed[m].tolist()
-        curve["labels_changed"] = [rec("corrupted", short, p, seeds[0])["changed"]
-                                   for p in preset.rates]
-        curves[short] = curve
-    out["corruption"] = curves["ce"]
-    out["corruption"]["loss_label"] = "cross-entropy"
-    out["robust"] = {short: dict(curves[short], loss_label=ROBUST_LOSSES[short][2],
-                                 loss_function=ROBUST_LOSSES[short][0],
-                                 loss_kwargs=dict(ROBUST_LOSSES[short][1]))
-                     for short in preset.robust}
-    per_condition = {}
-    for condition in CONDITIONS:
-        if condition == "curated":
-            rows = [rec("corrupted", "ce", 0.0, s) for s in seeds]
-        else:
-            rows = [rec(condition, "ce", None, s) for s in seeds]
-        entry = {"num_train": rows[0]["num_train"]}
-        for m in METRICS:
-            values = [r[m] for r in rows]
-            entry[f"{m}_mean"], entry[f"{m}_std"] = _mean_std(values)
-            entry[f"{m}_per_seed"] = values
-        if condition == "curated":
-            entry["note"] = "the p = 0 cross-entropy runs of the corruption curve"
-        per_condition[condition] = entry
-        out[condition] = entry
-    detail = {}
-    for m in METRICS:
-        curve = np.array(curves["ce"][f"{m}_per_seed"])
-        detail[m] = {c: summarize_noise_equivalent(preset.rates, curve,
-                                                   np.array(per_condition[c][f"{m}_per_seed"]))
-                     for c in ("noisy", "curated+noisy")}
-    out["noise_equivalent_p"] = {c: detail["accuracy"][c]["mean"]
-                                 for c in ("noisy", "curated+noisy")}
-    out["noise_equivalent_p_std"] = {c: detail["accuracy"][c]["std"]
-                                     for c in ("noisy", "curated+noisy")}
-    out["noise_equivalent_p_detail"] = detail
-    # How much of the accuracy lost to corruption the robust loss recovers, per p.
-    ce_acc = np.array(curves["ce"]["accuracy_mean"])
-    out["robust_gain_accuracy"] = {
-        short: (np.array(curves[short]["accuracy_mean"]) - ce_acc).tolist()
-        for short in preset.robust}
+def _deviations(p: NoisePreset, data: Optional[str]) -> list:
+    paper = PRESETS["paper"]
+    out = [] if data else ["synthetic instrument clips instead of FSDKaggle2019"]
+    for field in ("num_curated", "num_noisy", "num_test", "epochs", "width", "excerpt_frames",
+                  "rates", "seeds", "robust"):
+        if getattr(p, field) != getattr(paper, field):
+            out.append(f"{field} {getattr(p, field)} (paper preset: {getattr(paper, field)})")
     return out
 
 
-def _plot(results: dict, path: pathlib.Path) -> None:
-    import matplotlib
+def _train_all(runner, p: NoisePreset, seeds: list, data_stage, context: dict, mode: str):
+    """One training stage per (training set, loss, seed); returns {name: StageResult}."""
+    import jax
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    common = {"width": p.width, "excerpt_frames": p.excerpt_frames, "epochs": p.epochs,
+              "batch_size": p.batch_size, "learning_rate": p.learning_rate,
+              "stats_excerpts": p.stats_excerpts, "train_mode": mode,
+              "loss_set": [[n, dict(kw)] for n, kw in LOSS_SET]}
+    backend = {"backend": jax.default_backend()}  # rbg keys: deterministic per backend
+    stages = {}
+    for seed in seeds:
+        corr = runner.stage("corruption", _corruption, inputs={"data": data_stage},
+                            settings={"seed": seed, "rates": list(p.rates)},
+                            label=f"corruption seed {seed}")
+        stages[f"corruption_{seed}"] = corr
+        groups = [("curated", short) for short in ["ce"] + list(p.robust)]
+        for cond, short in groups + [("noisy", "ce"), ("curated+noisy", "ce")]:
+            spec = _CE if short == "ce" else ROBUST_LOSSES[short][:2]
+            settings = dict(common, condition=cond, seed=seed, loss=[spec[0], dict(spec[1])])
+            inputs = {"data": data_stage}
+            if cond == "curated":
+                settings["rates"] = list(p.rates)
+                inputs["corruption"] = corr
+            stages[f"{cond}_{short}_{seed}"] = runner.stage(
+                "train", _train, settings=settings, inputs=inputs, context=context,
+                depends=backend, label=f"train {cond} {short} seed {seed}")
+    return stages
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    titles = {"accuracy": "accuracy", "lwlrap": "lwlrap", "roc_auc": "macro ROC-AUC"}
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
-    colors = {"noisy": "tab:red", "curated+noisy": "tab:purple"}
-    robust_colors = ["tab:green", "tab:orange", "tab:brown"]
-    for ax, m in zip(axes, METRICS):
-        cur = results["corruption"]
-        p = np.array(cur["p"])
-        mean, std = np.array(cur[f"{m}_mean"]), np.array(cur[f"{m}_std"])
-        ax.plot(p, mean, "o-", color="tab:blue", label="curated, corrupted at p (CE)")
-        ax.fill_between(p, mean - std, mean + std, color="tab:blue", alpha=0.2)
-        for color, (short, rob) in zip(robust_colors, results["robust"].items()):
-            rm, rs = np.array(rob[f"{m}_mean"]), np.array(rob[f"{m}_std"])
-            ax.plot(p, rm, "s--", color=color, label=f"curated, corrupted at p ({rob['loss_label']})")
-            ax.fill_between(p, rm - rs, rm + rs, color=color, alpha=0.15)
-        for cond in ("noisy", "curated+noisy"):
-            v, s = results[cond][f"{m}_mean"], results[cond][f"{m}_std"]
-            ax.axhline(v, color=colors[cond], lw=1.5, label=f"{cond} (CE)")
-            ax.axhspan(v - s, v + s, color=colors[cond], alpha=0.08)
+
+def run(*, out, preset: str = "demo", seed: int = 0, data: Optional[str] = None, model=None,
+        progress: bool = True, seeds: Optional[int] = None, robust: Optional[Sequence[str]] = None,
+        train_mode: Optional[str] = None, epochs: Optional[int] = None) -> dict:
+    """Run the label-noise study; write ``results.json``, ``arrays/`` and ``report.html``.
+
+    ``seed`` is the first training seed (``seed, seed + 1, …``) and the synthetic data seed;
+    ``seeds``, ``robust`` (keys of ``ROBUST_LOSSES``) and ``epochs`` override the preset;
+    ``train_mode`` (``jaxaudio.train_many.TRAIN_MODES``) defaults by backend; ``model`` is
+    ignored (this study trains its own classifiers). Finished stages under ``out/stages`` are
+    reused. Returns the content of ``results.json``.
+    """
+    del model
+    from jaxaudio import report
+    from jaxaudio.pipeline import Runner, atomic_write_text
+    from jaxaudio.train_many import TRAIN_MODES, default_train_mode
+
+    p = _preset(preset, seeds=seeds, robust=robust, epochs=epochs)
+    mode = default_train_mode() if train_mode is None else train_mode
+    if mode not in TRAIN_MODES:
+        raise ValueError(f"--train-mode must be one of {TRAIN_MODES}, got {mode!r}")
+    if data is not None and not pathlib.Path(data).is_dir():
+        raise ValueError(f"--data must be the FSDKaggle2019 root folder, got {data!r}")
+    t_start, out = time.perf_counter(), pathlib.Path(out)
+    data_name = str(data) if data else "synthetic"
+    runner = Runner(out / "stages", progress=progress, depends={"data": data_name})
+    load = functools.cache(lambda: load_data(p, preset_name=preset, data=data, seed=seed,
+                                             progress=progress))
+    sizes = {k: getattr(p, k) for k in ("num_curated", "num_noisy", "num_test",
+                                        "min_seconds", "max_seconds")}
+    data_stage = runner.stage("data", _data, settings=dict(sizes, data_seed=seed),
+                              context={"load": load})
+    seed_list = [seed + i for i in range(p.seeds)]
+    stages = _train_all(runner, p, seed_list, data_stage, {"load": load, "progress": progress},
+                        mode)
+    agg = runner.stage("aggregate", _aggregate, inputs=stages, settings={
+        "rates": list(p.rates), "seeds": seed_list, "robust": list(p.robust)})
+    results = {"study": NAME, "title": TITLE, "preset": preset, "seed": seed, "data": data_name,
+               "seeds": seed_list, "rates": list(p.rates), "robust_losses": list(p.robust),
+               "epochs": p.epochs, "width": p.width, "excerpt_frames": p.excerpt_frames,
+               "num_clips": data_stage["num_clips"], "label_names": data_stage["label_names"],
+               **agg.outputs,
+               "published": PUBLISHED, "preset_deviations_from_paper": _deviations(p, data)}
+    trains = [s for k, s in stages.items() if not k.startswith("corruption")]
+    results["timing"] = {
+        "runs": sum(len(s["accuracy"]) for s in trains),
+        "runs_reused": sum(len(s["accuracy"]) for s in trains if not s.computed),
+        "train_mode": mode, "data_seconds": data_stage.seconds,
+        "train_and_eval_seconds_of_all_runs": float(sum(s.seconds for s in trains)),
+        "wall_seconds_this_call": time.perf_counter() - t_start,
+        "machine": f"{platform.processor() or platform.machine()}, "
+                   f"{os.cpu_count()} logical CPUs"}
+    results["summary"] = _summary(results)
+    results["headline"] = _headline(results)
+    results["stages"] = runner.summary()
+    _save_arrays(out / "arrays", results, stages, seed_list)
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2))
+    report.write_report(out)
+    return results
+
+
+def _save_arrays(folder: pathlib.Path, results: dict, stages: dict, seeds: list) -> None:
+    """``curves.npz``: per-seed metrics of every curve and training set (the figure's data)."""
+    arrays = {"p": np.asarray(results["rates"], np.float64), "seeds": np.asarray(seeds)}
+    for m in METRICS:
+        for short in ["ce"] + results["robust_losses"]:
+            arrays[f"curated_{short}_{m}"] = np.stack(
+                [stages[f"curated_{short}_{s}"][m] for s in seeds])
+        for cond in CONDITIONS[1:]:
+            arrays[f"{cond}_{m}"] = np.stack([stages[f"{cond}_ce_{s}"][m][0] for s in seeds])
             ne = results["noise_equivalent_p_detail"][m][cond]["mean"]
-            if ne is not None:
-                ax.axvline(ne, color=colors[cond], ls=":", lw=1)
-        if m == "accuracy":
-            ax.axhline(1.0 / 12, color="gray", ls=":", lw=1, label="chance (1/12)")
-        elif m == "roc_auc":
-            ax.axhline(0.5, color="gray", ls=":", lw=1, label="chance")
-        ax.set_xlabel("corruption rate p of the curated labels")
-        ax.set_ylabel(titles[m] + " on the curated test split")
-        ax.set_title(f"{titles[m]} (mean ± std over {len(results['seeds'])} seeds)")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+            arrays[f"noise_equivalent_{cond}_{m}"] = np.float64(np.nan if ne is None else ne)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / ".curves.tmp.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, folder / "curves.npz")
 
 
 def _fmt(mean, std) -> str:
     return f"{mean:.3f} ± {std:.3f}"
 
 
-def render_section(results: dict, out_dir: pathlib.Path) -> str:
-    """The study's report section: tables, noise-equivalent p and the figure (HTML)."""
-    esc = html.escape
-    parts = [f"<h2>Label noise: curated vs noisy vs corrupted labels</h2>",
-             f"<p>{esc(results.get('summary', ''))}</p>"]
-    head = "".join(f"<th>{esc(m)}</th>" for m in METRICS)
-    rows = ""
-    for cond in CONDITIONS:
-        r = results[cond]
-        rows += (f"<tr><th>{esc(cond)} ({r['num_train']} clips)</th>"
-                 + "".join(f"<td class=\"num\">{_fmt(r[m + '_mean'], r[m + '_std'])}</td>"
-                           for m in METRICS) + "</tr>")
-    parts.append(f"<table><tr><th>training set</th>{head}</tr>{rows}</table>")
-    curves = [("cross-entropy", results["corruption"])] + [
-        (rob["loss_label"], rob) for rob in results["robust"].values()]
-    head = "".join(f"<th>{esc(m)} ({esc(label)})</th>" for label, _ in curves for m in METRICS)
-    rows = ""
-    for i, p in enumerate(results["corruption"]["p"]):
-        rows += f"<tr><th>{p:.2f}</th>" + "".join(
-            f"<td class=\"num\">{_fmt(c[m + '_mean'][i], c[m + '_std'][i])}</td>"
-            for _, c in curves for m in METRICS) + "</tr>"
-    parts.append(f"<table><tr><th>p</th>{head}</tr>{rows}</table>")
-    items = ""
-    for m in METRICS:
-        for cond in ("noisy", "curated+noisy"):
-            d = results["noise_equivalent_p_detail"][m][cond]
-            items += f"<li><b>{esc(cond)}</b>, {esc(m)}: {esc(d['note'])}</li>"
-    parts.append(f"<p>Noise-equivalent corruption rate (per seed, linear interpolation of the "
-                 f"corruption curve):</p><ul>{items}</ul>")
-    fig = out_dir / "figures" / "label_noise_curves.png"
-    if fig.is_file():
-        parts.append('<figure><img src="figures/label_noise_curves.png" style="max-width:60em">'
-                     "<figcaption>Test metric vs corruption rate p of the curated labels "
-                     "(bands: ± std over seeds); horizontal lines: trained on noisy only and on "
-                     "curated + noisy; dotted verticals: noise-equivalent p.</figcaption>"
-                     "</figure>")
-    return "\n".join(parts)
-
-
 def _summary(results: dict) -> str:
     acc = results["corruption"]["accuracy_mean"]
     ne = results["noise_equivalent_p_detail"]["accuracy"]
+    cond = {c: _fmt(results[c]["accuracy_mean"], results[c]["accuracy_std"])
+            for c in CONDITIONS[1:]}
     return (f"Test accuracy falls from {acc[0]:.3f} (clean curated labels) to {acc[-1]:.3f} at "
-            f"p = {results['corruption']['p'][-1]:g}; noisy only: "
-            f"{_fmt(results['noisy']['accuracy_mean'], results['noisy']['accuracy_std'])}, "
-            f"curated + noisy: {_fmt(results['curated+noisy']['accuracy_mean'], results['curated+noisy']['accuracy_std'])}. "
+            f"p = {results['corruption']['p'][-1]:g}; noisy only: {cond['noisy']}, "
+            f"curated + noisy: {cond['curated+noisy']}. "
             f"Noise-equivalent p (accuracy): noisy {ne['noisy']['note']}; curated + noisy "
             f"{ne['curated+noisy']['note']}.")
 
 
-# ----------------------------------------------------------------------------------------------
-# The study
-# ----------------------------------------------------------------------------------------------
-def run(*, out, preset: str = "demo", seed: int = 0, data: Optional[str] = None, model=None,
-        progress: bool = True, seeds: Optional[int] = None, robust: Optional[Sequence[str]] = None,
-        train_mode: str = DEFAULT_TRAIN_MODE, epochs: Optional[int] = None) -> dict:
-    """Run the label-noise study; write ``results.json``, the figure and ``report.html``.
-
-    Parameters
-    ----------
-    out : path-like
-        Output folder (created). Finished runs in ``out/runs/`` are reused.
-    preset : {"smoke", "demo", "paper"}
-    seed : int
-        First training seed (seeds ``seed, seed + 1, …``) and the synthetic data seed.
-    data : str, optional
-        FSDKaggle2019 root folder; default: the embedded synthetic instruments.
-    model : ignored
-        This study trains its own classifiers.
-    progress : bool
-        Progress bars (over runs, and over steps inside a training).
-    seeds : int >= 1, optional
-        Number of seeds (default: the preset's).
-    robust : sequence of str, optional
-        Noise-robust losses (keys of ``ROBUST_LOSSES``); default: the preset's.
-    train_mode : {"vmap", "shared", "sequential"}
-        How models of one training set and seed are trained (``jaxaudio.train_many``).
-    epochs : int >= 1, optional
-        Override the preset's epochs.
-
-    Returns
-    -------
-    dict
-        The content of ``results.json``.
-    """
-    del model
-    from tqdm.auto import tqdm
-
-    from jaxaudio import report
-    from jaxaudio.train_many import TRAIN_MODES
-
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    p = PRESETS[preset]
-    if seeds is not None:
-        if int(seeds) != seeds or seeds < 1:
-            raise ValueError(f"seeds must be an integer >= 1, got {seeds}")
-        p = dataclasses.replace(p, seeds=int(seeds))
-    if robust is not None:
-        robust = tuple(robust)
-        unknown = [r for r in robust if r not in ROBUST_LOSSES]
-        if unknown:
-            raise ValueError(f"unknown robust loss(es) {unknown}; choose from "
-                             f"{sorted(ROBUST_LOSSES)}")
-        p = dataclasses.replace(p, robust=robust)
-    if epochs is not None:
-        if int(epochs) != epochs or epochs < 1:
-            raise ValueError(f"epochs must be an integer >= 1, got {epochs}")
-        p = dataclasses.replace(p, epochs=int(epochs))
-    if train_mode not in TRAIN_MODES:
-        raise ValueError(f"train_mode must be one of {TRAIN_MODES}, got {train_mode!r}")
-    if not p.rates or p.rates[0] != 0.0:
-        raise ValueError("the corruption rates must start at 0 (the curated-only run)")
-
-    t_start = time.perf_counter()
-    out = pathlib.Path(out)
-    runs_dir = out / "runs"
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    fingerprint = _config_fingerprint(p, data, seed)
-    fp_path = out / "config.json"
-    if fp_path.is_file() and any(runs_dir.glob("*.json")):
-        old = json.loads(fp_path.read_text())
-        if old != json.loads(json.dumps(fingerprint)):
-            raise ValueError(f"{out} holds runs of another configuration ({fp_path}); use a "
-                             "new --out folder or delete it")
-    fp_path.write_text(json.dumps(fingerprint, indent=2))
-
-    t0 = time.perf_counter()
-    splits = load_data(p, preset_name=preset, data=data, seed=seed, progress=progress)
-    data_seconds = time.perf_counter() - t0
-    seed_list = [seed + i for i in range(p.seeds)]
-    jobs = _plan(p, seed_list, splits)
-    total = sum(len(j.names) for j in jobs)
-    records, reused = {}, 0
-    bar = tqdm(total=total, desc="label-noise runs", unit="run", disable=not progress)
-    for job in jobs:
-        todo = []
-        for i, name in enumerate(job.names):
-            path = runs_dir / f"{name}.json"
-            if path.is_file():
-                try:
-                    records[name] = json.loads(path.read_text())
-                    reused += 1
-                    bar.update(1)
-                    continue
-                except json.JSONDecodeError:
-                    pass  # a torn write: train again
-            todo.append(i)
-        if not todo:
-            continue
-        for rec in _train_job(job, todo, p, splits, mode=train_mode, progress=progress):
-            path = runs_dir / f"{rec['name']}.json"
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(rec, indent=1))
-            tmp.replace(path)  # atomic: a killed run never leaves half a file
-            records[rec["name"]] = rec
-            bar.update(1)
-    bar.close()
-
-    results = {"study": NAME, "title": "Study 2: label noise in the instrument tagger",
-               "preset": preset, "data": fingerprint["data"], "seeds": seed_list,
-               "rates": list(p.rates), "robust_losses": list(p.robust),
-               "epochs": p.epochs, "width": p.width, "excerpt_frames": p.excerpt_frames,
-               "num_clips": {k: len(v) for k, v in splits.items()}}
-    results.update(_aggregate(records, p, seed_list))
-    train_seconds = {}
-    for rec in records.values():  # each job's shared time counted once
-        train_seconds[(rec["training_set"], rec["seed"], rec["train_mode"],
-                       rec["train_seconds_shared"])] = (rec["train_seconds_shared"]
-                                                        + rec["eval_seconds_shared"])
-    results["timing"] = {
-        "runs": total, "runs_reused": reused, "train_mode": train_mode,
-        "data_seconds": data_seconds,
-        "train_and_eval_seconds_of_all_runs": float(sum(train_seconds.values())),
-        "wall_seconds_this_call": time.perf_counter() - t_start,
-        "machine": f"{platform.processor() or platform.machine()}, "
-                   f"{__import__('os').cpu_count()} logical CPUs",
-    }
-    results["summary"] = _summary(results)
-    _plot(results, out / "figures" / "label_noise_curves.png")
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    report.register_section(NAME, render_section)
-    report.write_report(out)
-    return results
+def _headline(results: dict) -> str:
+    ne = results["noise_equivalent_p"]["noisy"]
+    worth = "never reached" if ne is None else f"p = {ne:.2f}"
+    return (f"accuracy curated {results['curated']['accuracy_mean']:.3f}, noisy "
+            f"{results['noisy']['accuracy_mean']:.3f}, curated + noisy "
+            f"{results['curated+noisy']['accuracy_mean']:.3f}; noisy labels worth curated "
+            f"labels at {worth} ({len(results['seeds'])} seeds, {results['preset']} preset)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -699,16 +435,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sizes (default: demo)")
     parser.add_argument("--data", default=None, metavar="FSD_ROOT",
                         help="FSDKaggle2019 root folder (default: embedded synthetic data)")
-    parser.add_argument("--out", required=True, help="output folder (runs are reused)")
+    parser.add_argument("--out", required=True, help="output folder (finished stages reused)")
     parser.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     parser.add_argument("--seeds", type=int, default=None,
                         help="number of seeds (default: the preset's)")
     parser.add_argument("--robust", nargs="*", default=None, choices=tuple(ROBUST_LOSSES),
                         help="noise-robust losses run on the corruption curve")
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
-    parser.add_argument("--train-mode", choices=TRAIN_MODES, default=DEFAULT_TRAIN_MODE,
-                        help=f"how the models of one training set are trained "
-                             f"(default {DEFAULT_TRAIN_MODE}, the fastest measured on CPU)")
+    parser.add_argument("--train-mode", choices=TRAIN_MODES, default=None,
+                        help="how the models of one training set are trained (default: shared "
+                             "on CPU, vmap on GPU/TPU)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -716,8 +452,7 @@ def run_from_args(args) -> int:
     """:func:`run` from parsed arguments; prints where the report is."""
     run(out=args.out, preset=args.preset, seed=args.seed, data=args.data,
         progress=not getattr(args, "no_progress", False), seeds=getattr(args, "seeds", None),
-        robust=getattr(args, "robust", None),
-        train_mode=getattr(args, "train_mode", DEFAULT_TRAIN_MODE),
+        robust=getattr(args, "robust", None), train_mode=getattr(args, "train_mode", None),
         epochs=getattr(args, "epochs", None))
     print(f"report: {pathlib.Path(args.out) / 'report.html'}")
     return 0
