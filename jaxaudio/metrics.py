@@ -19,6 +19,8 @@ __all__ = [
     "roc_auc_macro",
     "confusion_matrix",
     "frame_accuracy",
+    "white_noise_at",
+    "noise_control_accuracy",
 ]
 
 
@@ -306,3 +308,70 @@ def frame_accuracy(probs, labels, *, threshold: float = 0.5) -> float:
     if not np.all((labels == 0) | (labels == 1)):
         raise ValueError("labels must be 0/1 per frame")
     return float(np.mean((probs > threshold) == (labels == 1)))
+
+
+# ----------------------------------------------------------------------------- noise control
+
+_measured_snr_db = snr_db  # the functions below take an argument of that name
+
+
+def white_noise_at(waves, snr_db: float, rng: np.random.Generator, *,
+                   margin: int = 2048) -> np.ndarray:
+    """``waves`` plus Gaussian white noise scaled per clip to ``snr_db``, clipped to [-1, 1].
+
+    The noise's level is measured as :func:`snr_db` measures a perturbation (over the samples
+    ``[margin : n - margin]``), so the control and the attacks it is compared with share one
+    SNR. A silent clip gets no noise.
+
+    Parameters
+    ----------
+    waves : np.ndarray [shape=(batch, n)]
+        Clean clips in [-1, 1].
+    snr_db : float
+        Target SNR (dB) of every clip (before clipping to [-1, 1]).
+    rng : np.random.Generator
+        Source of the noise (seeded by the caller).
+    margin : int >= 0
+        Samples left out at each end when measuring, as ``trim`` in :func:`snr_db`.
+
+    Returns
+    -------
+    noisy : np.ndarray [shape=(batch, n)], float32
+    """
+    waves = np.asarray(waves, np.float32)
+    if waves.ndim != 2 or waves.shape[1] == 0:
+        raise ValueError(f"waves must have shape (batch, n) with n > 0, got {waves.shape}")
+    if not np.isfinite(snr_db):
+        raise ValueError(f"snr_db must be a finite number (dB), got {snr_db!r}")
+    noise = rng.standard_normal(waves.shape).astype(np.float32)
+    # SNR of the unit-variance noise, then the gain that moves it to snr_db (0 for silence).
+    clean = waves.astype(np.float64)
+    unit = _measured_snr_db(clean, clean - noise, trim=margin)
+    gain = np.where(np.isfinite(unit), 10.0 ** ((unit - float(snr_db)) / 20.0), 0.0)
+    return np.clip(waves + noise * gain.astype(np.float32)[:, None], -1.0, 1.0).astype(
+        np.float32)
+
+
+def noise_control_accuracy(predict, waves, labels, *, snr_db: float,
+                           rng: np.random.Generator, margin: int = 2048) -> float:
+    """Accuracy of ``predict`` on ``waves`` with white noise at ``snr_db`` (the noise control).
+
+    If an attack at mean SNR ``s`` worked by its energy alone, white noise at ``s``
+    (:func:`white_noise_at`) would hurt the classifier as much.
+
+    Parameters
+    ----------
+    predict : callable
+        ``predict(waves) -> class indices [shape=(batch,)]``.
+    waves : np.ndarray [shape=(batch, n)]
+    labels : np.ndarray [shape=(batch,)]
+        True class indices.
+    snr_db, rng, margin
+        As in :func:`white_noise_at`.
+
+    Returns
+    -------
+    float in [0, 1]
+    """
+    noisy = white_noise_at(waves, snr_db, rng, margin=margin)
+    return accuracy(np.asarray(predict(noisy)), labels)

@@ -229,3 +229,52 @@ def test_frame_accuracy_thresholds_and_concatenates_songs():
         frame_accuracy(np.zeros(3), np.zeros(4))
     with pytest.raises(ValueError, match="0/1"):
         frame_accuracy(np.zeros(3), np.full(3, 0.5))
+
+
+# ----------------------------------------------------------------------------- noise control
+
+
+@pytest.mark.parametrize("level", [-5.0, 10.0, 40.0])
+@pytest.mark.parametrize("margin", [0, 16, 2048])
+def test_white_noise_is_at_the_requested_snr(level, margin):
+    from jaxaudio.metrics import snr_db, white_noise_at
+
+    rng = np.random.default_rng(0)
+    waves = (0.01 * rng.standard_normal((3, 300))).astype(np.float32)  # no clipping
+    noisy = white_noise_at(waves, level, np.random.default_rng(1), margin=margin)
+    assert noisy.shape == waves.shape and noisy.dtype == np.float32
+    np.testing.assert_allclose(snr_db(waves, noisy, trim=margin), level, atol=1e-3)
+
+
+def test_white_noise_is_seeded_clipped_and_spares_silence():
+    from jaxaudio.metrics import white_noise_at
+
+    waves = np.zeros((2, 64), np.float32)
+    waves[0] = 0.9
+    a = white_noise_at(waves, -10.0, np.random.default_rng(3), margin=0)
+    b = white_noise_at(waves, -10.0, np.random.default_rng(3), margin=0)
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a).max() <= 1.0
+    np.testing.assert_array_equal(a[1], 0.0)  # silent clip: no noise
+    with pytest.raises(ValueError, match="snr_db"):
+        white_noise_at(waves, float("inf"), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="waves"):
+        white_noise_at(np.zeros(5), 0.0, np.random.default_rng(0))
+
+
+def test_noise_control_accuracy_counts_predictions_on_the_noisy_clips():
+    from jaxaudio.metrics import noise_control_accuracy, white_noise_at
+
+    waves = np.full((4, 32), 0.1, np.float32)
+    labels = np.array([1, 1, 0, 0])
+    seen = []
+
+    def predict(x):  # class 1 where the first sample grew
+        seen.append(x)
+        return (x[:, 0] > 0.1).astype(int)
+
+    acc = noise_control_accuracy(predict, waves, labels, snr_db=0.0,
+                                 rng=np.random.default_rng(5), margin=0)
+    expected = white_noise_at(waves, 0.0, np.random.default_rng(5), margin=0)
+    np.testing.assert_array_equal(seen[0], expected)
+    assert acc == np.mean((expected[:, 0] > 0.1).astype(int) == labels)
