@@ -158,7 +158,7 @@ def apply_overrides(sp: StudyPreset, overrides: Optional[Sequence[str]]) -> Stud
         target, _, value = str(item).partition("=")
         attack, _, key = target.partition(".")
         field = {"pgd": "pgd", "cw": "cw", "mscw": "mscw", "fgsm": "fgsm"}.get(attack)
-        known = ("eps",) if field == "fgsm" else tuple(getattr(sp, field, None) or ())
+        known = ("eps",) if field == "fgsm" else tuple(getattr(sp, field)) if field else ()
         if not value or field is None or key not in known:
             raise ValueError(f"--set expects ATTACK.KEY=VALUE with ATTACK in fgsm, pgd, cw, mscw "
                              f"and KEY one of its settings {known or ''}, got {item!r}")
