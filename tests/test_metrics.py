@@ -278,3 +278,45 @@ def test_noise_control_accuracy_counts_predictions_on_the_noisy_clips():
     expected = white_noise_at(waves, 0.0, np.random.default_rng(5), margin=0)
     np.testing.assert_array_equal(seen[0], expected)
     assert acc == np.mean((expected[:, 0] > 0.1).astype(int) == labels)
+
+
+# ----------------------------------------------------------------------------- attack runs
+
+
+def _run(success, iterations, labels, original, adversarial, snr, seconds=1.0):
+    return {"success": np.array(success), "iterations": np.array(iterations),
+            "labels": np.array(labels), "original_prediction": np.array(original),
+            "adversarial_prediction": np.array(adversarial), "snr_db": np.array(snr, float),
+            "seconds": np.asarray(seconds)}
+
+
+def test_finite_stats_ignores_non_finite_values():
+    from jaxaudio.metrics import finite_stats
+
+    assert finite_stats([1.0, np.inf, 3.0, np.nan]) == {"mean": 2.0, "std": 1.0, "median": 2.0}
+    assert finite_stats([np.inf]) == {"mean": None, "std": None, "median": None}
+
+
+def test_attack_summary_separates_already_misclassified_clips():
+    from jaxaudio.metrics import attack_summary
+
+    # Clip 0 was already wrong (success at 0 iterations, SNR inf), clip 1 flipped at step 3,
+    # clip 2 resisted the whole budget of 5 steps.
+    a = _run([True, True, False], [0, 3, 5], [0, 1, 2], [1, 1, 2], [1, 0, 2],
+             [np.inf, 30.0, 50.0], seconds=2.0)
+    b = _run([True, False, False], [0, 5, 5], [0, 1, 2], [1, 1, 2], [1, 1, 2],
+             [np.inf, 60.0, 50.0], seconds=1.0)
+    e = attack_summary([a, b], targeted=False, max_iterations=5)
+    assert e["success_rate"] == pytest.approx(0.5) and e["success_rate_std"] == pytest.approx(
+        1 / 6)
+    assert e["success_rate_on_clean_correct"] == pytest.approx(0.25)  # 1 of 4 correct clips
+    assert e["success_at_0_iterations_rate"] == pytest.approx(2 / 6)
+    assert e["accuracy_after"] == pytest.approx(0.5)
+    assert e["snr_db_mean"] == 30.0 and e["iterations_median"] == 0.0
+    assert e["steps_run_mean"] == pytest.approx((1 + 4 + 5 + 1 + 5 + 5) / 6)
+    assert e["seeds"] == 2 and e["n"] == 3 and e["seconds"] == 3.0
+    assert "target_hit_rate" not in e
+    t = attack_summary([a], targeted=True, max_iterations=5)
+    assert t["target_hit_rate"] == t["success_rate"]
+    with pytest.raises(ValueError, match="runs"):
+        attack_summary([], targeted=False, max_iterations=5)

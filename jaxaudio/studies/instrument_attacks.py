@@ -328,57 +328,14 @@ def wav_stage(stage_dir, *, run, clf, rate):
 
 
 # ---------------------------------------------------------------------------------- analysis
-def _stats(values) -> dict:
-    """mean/std/median of the finite values (None when there are none)."""
-    v = np.asarray(values, np.float64)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return {"mean": None, "std": None, "median": None}
-    return {"mean": float(v.mean()), "std": float(v.std()), "median": float(np.median(v))}
-
-
-def summarise(runs: list, *, targeted: bool, max_iterations: int) -> dict:
-    """An attack's entry of results.json from its seeds' runs."""
-    from jaxaudio.attacks.core import useful_steps
-
-    succ = [float(r["success"].mean()) for r in runs]
-    acc = [float((r["adversarial_prediction"] == r["labels"]).mean()) for r in runs]
-    cat = lambda f: np.concatenate([f(r) for r in runs])  # noqa: E731
-    its = cat(lambda r: r["iterations"][r["success"]])
-    per_seed_snr = [s for s in (_stats(r["snr_db"][r["success"]])["mean"] for r in runs)
-                    if s is not None]
-    clean_correct = cat(lambda r: r["original_prediction"] == r["labels"])
-    success_all = cat(lambda r: r["success"])
-    snr = _stats(cat(lambda r: r["snr_db"][r["success"]]))
-    seconds = float(sum(float(r["seconds"]) for r in runs))
-    entry = {
-        "success_rate": float(np.mean(succ)), "success_rate_std": float(np.std(succ)),
-        "success_rate_on_clean_correct": (float(success_all[clean_correct].mean())
-                                          if clean_correct.any() else None),
-        "accuracy_after": float(np.mean(acc)), "accuracy_after_std": float(np.std(acc)),
-        "snr_db_mean": snr["mean"], "snr_db_std": snr["std"], "snr_db_median": snr["median"],
-        "snr_db_mean_std_over_seeds": float(np.std(per_seed_snr)) if per_seed_snr else None,
-        "iterations_mean": float(its.mean()) if its.size else None,
-        "iterations_median": float(np.median(its)) if its.size else None,
-        "steps_run_mean": float(cat(lambda r: useful_steps(r["iterations"],
-                                                           max_iterations)).mean()),
-        "success_at_0_iterations_rate": float(np.mean(success_all
-                                                      & (cat(lambda r: r["iterations"]) == 0))),
-        "n": int(len(runs[0]["labels"])), "targeted": bool(targeted), "seeds": len(runs),
-        "seconds": seconds,
-        "examples_per_second": float(sum(len(r["labels"]) for r in runs) / max(seconds, 1e-9)),
-    }
-    if targeted:
-        entry["target_hit_rate"] = entry["success_rate"]
-    return entry
-
-
 def sweep_entries(sweep, labels, epsilons) -> dict:
     """``fgsm@<eps>`` entries of results.json from the FGSM sweep at ``epsilons``."""
+    from jaxaudio.metrics import finite_stats
+
     entries = {}
     for j, eps in enumerate(epsilons):
         s = sweep["success"][j]
-        snr = _stats(sweep["snr_db"][j][s])
+        snr = finite_stats(sweep["snr_db"][j][s])
         entries[f"fgsm@{eps:g}"] = {
             "success_rate": float(s.mean()),
             "accuracy_after": float((sweep["adversarial_prediction"][j] == labels).mean()),
@@ -417,6 +374,8 @@ def listening_examples(out: pathlib.Path, name: str, waves, run, names, rate: in
 
 def save_arrays(out: pathlib.Path, aset, runs: dict, sweep) -> None:
     """The arrays every figure of the report is drawn from (``arrays/*.npz``)."""
+    from jaxaudio.metrics import finite_stats
+
     arrays = out / "arrays"
     arrays.mkdir(parents=True, exist_ok=True)
     confusion = {"clean_labels": aset["labels"], "clean_prediction": aset["clean_prediction"]}
@@ -429,7 +388,7 @@ def save_arrays(out: pathlib.Path, aset, runs: dict, sweep) -> None:
         for name, rs in runs.items()})
     if sweep is not None:
         labels = aset["labels"]
-        snr = [_stats(sweep["snr_db"][j][sweep["success"][j]])["mean"]
+        snr = [finite_stats(sweep["snr_db"][j][sweep["success"][j]])["mean"]
                for j in range(len(sweep["epsilons"]))]
         np.savez_compressed(arrays / "fgsm_sweep.npz", epsilons=sweep["epsilons"],
                             success_rate=sweep["success"].mean(1),
@@ -486,6 +445,33 @@ def _preset(preset, *, seeds, num_clips, overrides) -> StudyPreset:
     return apply_overrides(sp, overrides)
 
 
+def _controls(stage, sp: StudyPreset, runs: dict, aset, clf, *, seed: int):
+    """Per attack: its summary, the white-noise control at its mean SNR and the WAV check
+    (stages of their own, so an attack's rerun redoes only its own controls)."""
+    from jaxaudio import metrics
+
+    summary, noise_control = {}, {}
+    for name, rs in runs.items():
+        max_its = 1 if name == "fgsm" else getattr(sp, "cw" if name == "cw_random" else name)[
+            "max_iterations"]
+        summary[name] = metrics.attack_summary(rs, targeted=name in TARGETED,
+                                               max_iterations=max_its)
+        level = summary[name]["snr_db_mean"]
+        noise = {"snr_db": None, "accuracy": None}
+        if level is not None:
+            noise = stage(f"noise_{name}", noise_stage, inputs={"attack_set": aset},
+                          context={"clf": clf}, settings={
+                              "snr_db": level, "margin": MARGIN,
+                              "noise_seed": [seed, 12345, ATTACKS.index(name)]})
+            summary[name]["noise_control_accuracy"] = noise["accuracy"]
+        wav = stage(f"wav_{name}", wav_stage, inputs={"run": rs[0]}, context={"clf": clf},
+                    settings={"rate": int(aset["rate"])})
+        summary[name].update({k: wav[k] for k in wav.keys()},
+                             success_rate_seed0=float(rs[0]["success"].mean()))
+        noise_control[name] = {"snr_db": noise["snr_db"], "accuracy": noise["accuracy"]}
+    return summary, noise_control
+
+
 def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
         progress: bool = True, seeds: Optional[int] = None, num_clips: Optional[int] = None,
         attacks=None, overrides: Optional[Sequence[str]] = None) -> dict:
@@ -531,23 +517,7 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
                                 label=f"attack {name} seed {k}"))
     sweep = None if "fgsm" not in selected else stage(
         "fgsm_sweep", fgsm_sweep_stage, settings={"epsilons": list(sp.fgsm_epsilons)}, **on_set)
-    summary, noise_control = {}, {}
-    for name in selected:
-        max_its = 1 if name == "fgsm" else getattr(sp, "cw" if name == "cw_random" else name)[
-            "max_iterations"]
-        summary[name] = summarise(runs[name], targeted=name in TARGETED, max_iterations=max_its)
-        level = summary[name]["snr_db_mean"]
-        noise = {"snr_db": None, "accuracy": None} if level is None else stage(
-            f"noise_{name}", noise_stage, **on_set, settings={
-                "snr_db": level, "margin": MARGIN, "noise_seed": [seed, 12345,
-                                                                   ATTACKS.index(name)]})
-        if level is not None:
-            summary[name]["noise_control_accuracy"] = noise["accuracy"]
-        wav = stage(f"wav_{name}", wav_stage, inputs={"run": runs[name][0]},
-                    context={"clf": clf}, settings={"rate": int(aset["rate"])})
-        summary[name].update({k: wav[k] for k in wav.keys()},
-                             success_rate_seed0=float(runs[name][0]["success"].mean()))
-        noise_control[name] = {"snr_db": noise["snr_db"], "accuracy": noise["accuracy"]}
+    summary, noise_control = _controls(stage, sp, runs, aset, clf, seed=seed)
     save_arrays(out, aset, runs, sweep)
     listening = {name: listening_examples(out, name, aset["waves"], runs[name][0], names,
                                           int(aset["rate"]), sp.listening_examples)
