@@ -159,6 +159,7 @@ def _snr_png(path: Path, snr: dict, results: dict) -> Path:
                 transform=ax.transAxes)
     ax.set_xlabel("SNR of successful adversaries (dB)")
     ax.set_ylabel("adversaries")
+    ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set_title("SNR histogram (all seeds)")
     return page.save_figure(fig, path)
 
