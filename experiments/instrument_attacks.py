@@ -1,7 +1,11 @@
 """Study 1 (REFERENCE.md §1): end-to-end waveform attacks on the instrument classifier.
 
     python experiments/instrument_attacks.py --preset demo --out runs/attacks [--model DIR]
-        [--data FSD_ROOT] [--seed 0] [--seeds N] [--num-clips N]
+        [--data FSD_ROOT] [--seed 0] [--seeds N] [--num-clips N] [--attacks pgd cw ...]
+        [--set pgd.learning_rate=2e-5 ...]
+
+Stages land under OUT/stages; a rerun recomputes only the stages whose settings changed
+(``--set`` one attack's setting: only that attack's runs and its checks).
 
 A thin wrapper around :mod:`jaxaudio.studies.instrument_attacks` (also ``jaxaudio attack``).
 """

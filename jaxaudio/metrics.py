@@ -19,6 +19,10 @@ __all__ = [
     "roc_auc_macro",
     "confusion_matrix",
     "frame_accuracy",
+    "white_noise_at",
+    "noise_control_accuracy",
+    "finite_stats",
+    "attack_summary",
 ]
 
 
@@ -398,3 +402,139 @@ def summarize_noise_equivalent(rates, curves: np.ndarray, references: np.ndarray
     return {"per_seed": per_seed, "status": status, "mean": mean, "std": std,
             "defined": len(defined), "seeds": len(status), "from_mean_curve": p_mean,
             "from_mean_curve_status": s_mean, "note": note}
+
+
+# ----------------------------------------------------------------------------- noise control
+
+_measured_snr_db = snr_db  # the functions below take an argument of that name
+
+
+def white_noise_at(waves, snr_db: float, rng: np.random.Generator, *,
+                   margin: int = 2048) -> np.ndarray:
+    """``waves`` plus Gaussian white noise scaled per clip to ``snr_db``, clipped to [-1, 1].
+
+    The noise's level is measured as :func:`snr_db` measures a perturbation (over the samples
+    ``[margin : n - margin]``), so the control and the attacks it is compared with share one
+    SNR. A silent clip gets no noise.
+
+    Parameters
+    ----------
+    waves : np.ndarray [shape=(batch, n)]
+        Clean clips in [-1, 1].
+    snr_db : float
+        Target SNR (dB) of every clip (before clipping to [-1, 1]).
+    rng : np.random.Generator
+        Source of the noise (seeded by the caller).
+    margin : int >= 0
+        Samples left out at each end when measuring, as ``trim`` in :func:`snr_db`.
+
+    Returns
+    -------
+    noisy : np.ndarray [shape=(batch, n)], float32
+    """
+    waves = np.asarray(waves, np.float32)
+    if waves.ndim != 2 or waves.shape[1] == 0:
+        raise ValueError(f"waves must have shape (batch, n) with n > 0, got {waves.shape}")
+    if not np.isfinite(snr_db):
+        raise ValueError(f"snr_db must be a finite number (dB), got {snr_db!r}")
+    noise = rng.standard_normal(waves.shape).astype(np.float32)
+    # SNR of the unit-variance noise, then the gain that moves it to snr_db (0 for silence).
+    clean = waves.astype(np.float64)
+    unit = _measured_snr_db(clean, clean - noise, trim=margin)
+    gain = np.where(np.isfinite(unit), 10.0 ** ((unit - float(snr_db)) / 20.0), 0.0)
+    return np.clip(waves + noise * gain.astype(np.float32)[:, None], -1.0, 1.0).astype(
+        np.float32)
+
+
+def noise_control_accuracy(predict, waves, labels, *, snr_db: float,
+                           rng: np.random.Generator, margin: int = 2048) -> float:
+    """Accuracy of ``predict`` on ``waves`` with white noise at ``snr_db`` (the noise control).
+
+    If an attack at mean SNR ``s`` worked by its energy alone, white noise at ``s``
+    (:func:`white_noise_at`) would hurt the classifier as much.
+
+    Parameters
+    ----------
+    predict : callable
+        ``predict(waves) -> class indices [shape=(batch,)]``.
+    waves : np.ndarray [shape=(batch, n)]
+    labels : np.ndarray [shape=(batch,)]
+        True class indices.
+    snr_db, rng, margin
+        As in :func:`white_noise_at`.
+
+    Returns
+    -------
+    float in [0, 1]
+    """
+    noisy = white_noise_at(waves, snr_db, rng, margin=margin)
+    return accuracy(np.asarray(predict(noisy)), labels)
+
+
+# ----------------------------------------------------------------------------- attack runs
+
+
+def finite_stats(values) -> dict:
+    """``{"mean", "std", "median"}`` of the finite values (all ``None`` when there are none)."""
+    v = np.asarray(values, np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return {"mean": None, "std": None, "median": None}
+    return {"mean": float(v.mean()), "std": float(v.std()), "median": float(np.median(v))}
+
+
+def attack_summary(runs, *, targeted: bool, max_iterations: int) -> dict:
+    """Figures of merit of one attack over its seeds' runs.
+
+    Parameters
+    ----------
+    runs : sequence of mappings, one per seed, each with arrays [shape=(n,)]
+        ``success`` (bool), ``iterations`` (first successful step), ``snr_db``, ``labels``,
+        ``original_prediction``, ``adversarial_prediction``, and ``seconds`` (scalar).
+    targeted : bool
+        Whether success means hitting a target (then ``target_hit_rate`` is added).
+    max_iterations : int >= 1
+        The attack's step budget (for ``steps_run_mean``, the steps early stopping ran).
+
+    Returns
+    -------
+    dict
+        ``success_rate`` / ``accuracy_after`` (mean and ``_std`` over seeds),
+        ``success_rate_on_clean_correct`` (over clips the model got right before the attack),
+        ``success_at_0_iterations_rate`` (successes that needed no step), SNR and iterations
+        statistics over the successful adversaries of all seeds, sizes and timing.
+    """
+    from jaxaudio.attacks import core
+
+    if not runs:
+        raise ValueError("runs is empty: need at least one attack run")
+    cat = lambda f: np.concatenate([np.asarray(f(r)) for r in runs])  # noqa: E731
+    succ = [float(np.mean(r["success"])) for r in runs]
+    acc = [float(np.mean(r["adversarial_prediction"] == r["labels"])) for r in runs]
+    its = cat(lambda r: r["iterations"][r["success"]])
+    per_seed_snr = [s for s in (finite_stats(r["snr_db"][r["success"]])["mean"] for r in runs)
+                    if s is not None]
+    clean_correct = cat(lambda r: r["original_prediction"] == r["labels"])
+    success_all = cat(lambda r: r["success"])
+    snr = finite_stats(cat(lambda r: r["snr_db"][r["success"]]))
+    seconds = float(sum(float(r["seconds"]) for r in runs))
+    entry = {
+        "success_rate": float(np.mean(succ)), "success_rate_std": float(np.std(succ)),
+        "success_rate_on_clean_correct": (float(success_all[clean_correct].mean())
+                                          if clean_correct.any() else None),
+        "accuracy_after": float(np.mean(acc)), "accuracy_after_std": float(np.std(acc)),
+        "snr_db_mean": snr["mean"], "snr_db_std": snr["std"], "snr_db_median": snr["median"],
+        "snr_db_mean_std_over_seeds": float(np.std(per_seed_snr)) if per_seed_snr else None,
+        "iterations_mean": float(its.mean()) if its.size else None,
+        "iterations_median": float(np.median(its)) if its.size else None,
+        "steps_run_mean": float(cat(lambda r: core.useful_steps(r["iterations"],
+                                                                max_iterations)).mean()),
+        "success_at_0_iterations_rate": float(np.mean(success_all
+                                                      & (cat(lambda r: r["iterations"]) == 0))),
+        "n": int(len(runs[0]["labels"])), "targeted": bool(targeted), "seeds": len(runs),
+        "seconds": seconds,
+        "examples_per_second": float(sum(len(r["labels"]) for r in runs) / max(seconds, 1e-9)),
+    }
+    if targeted:
+        entry["target_hit_rate"] = entry["success_rate"]
+    return entry

@@ -274,3 +274,94 @@ def test_summary_over_seeds_reports_spread_and_never_crossing_seeds():
     none = summarize_noise_equivalent(rates, curves, np.array([-1.0, -1.0, -1.0]))
     assert none["mean"] is None and none["std"] is None and none["defined"] == 0
     assert "never falls" in none["note"]
+
+
+# ----------------------------------------------------------------------------- noise control
+
+
+@pytest.mark.parametrize("level", [-5.0, 10.0, 40.0])
+@pytest.mark.parametrize("margin", [0, 16, 2048])
+def test_white_noise_is_at_the_requested_snr(level, margin):
+    from jaxaudio.metrics import snr_db, white_noise_at
+
+    rng = np.random.default_rng(0)
+    waves = (0.01 * rng.standard_normal((3, 300))).astype(np.float32)  # no clipping
+    noisy = white_noise_at(waves, level, np.random.default_rng(1), margin=margin)
+    assert noisy.shape == waves.shape and noisy.dtype == np.float32
+    np.testing.assert_allclose(snr_db(waves, noisy, trim=margin), level, atol=1e-3)
+
+
+def test_white_noise_is_seeded_clipped_and_spares_silence():
+    from jaxaudio.metrics import white_noise_at
+
+    waves = np.zeros((2, 64), np.float32)
+    waves[0] = 0.9
+    a = white_noise_at(waves, -10.0, np.random.default_rng(3), margin=0)
+    b = white_noise_at(waves, -10.0, np.random.default_rng(3), margin=0)
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a).max() <= 1.0
+    np.testing.assert_array_equal(a[1], 0.0)  # silent clip: no noise
+    with pytest.raises(ValueError, match="snr_db"):
+        white_noise_at(waves, float("inf"), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="waves"):
+        white_noise_at(np.zeros(5), 0.0, np.random.default_rng(0))
+
+
+def test_noise_control_accuracy_counts_predictions_on_the_noisy_clips():
+    from jaxaudio.metrics import noise_control_accuracy, white_noise_at
+
+    waves = np.full((4, 32), 0.1, np.float32)
+    labels = np.array([1, 1, 0, 0])
+    seen = []
+
+    def predict(x):  # class 1 where the first sample grew
+        seen.append(x)
+        return (x[:, 0] > 0.1).astype(int)
+
+    acc = noise_control_accuracy(predict, waves, labels, snr_db=0.0,
+                                 rng=np.random.default_rng(5), margin=0)
+    expected = white_noise_at(waves, 0.0, np.random.default_rng(5), margin=0)
+    np.testing.assert_array_equal(seen[0], expected)
+    assert acc == np.mean((expected[:, 0] > 0.1).astype(int) == labels)
+
+
+# ----------------------------------------------------------------------------- attack runs
+
+
+def _run(success, iterations, labels, original, adversarial, snr, seconds=1.0):
+    return {"success": np.array(success), "iterations": np.array(iterations),
+            "labels": np.array(labels), "original_prediction": np.array(original),
+            "adversarial_prediction": np.array(adversarial), "snr_db": np.array(snr, float),
+            "seconds": np.asarray(seconds)}
+
+
+def test_finite_stats_ignores_non_finite_values():
+    from jaxaudio.metrics import finite_stats
+
+    assert finite_stats([1.0, np.inf, 3.0, np.nan]) == {"mean": 2.0, "std": 1.0, "median": 2.0}
+    assert finite_stats([np.inf]) == {"mean": None, "std": None, "median": None}
+
+
+def test_attack_summary_separates_already_misclassified_clips():
+    from jaxaudio.metrics import attack_summary
+
+    # Clip 0 was already wrong (success at 0 iterations, SNR inf), clip 1 flipped at step 3,
+    # clip 2 resisted the whole budget of 5 steps.
+    a = _run([True, True, False], [0, 3, 5], [0, 1, 2], [1, 1, 2], [1, 0, 2],
+             [np.inf, 30.0, 50.0], seconds=2.0)
+    b = _run([True, False, False], [0, 5, 5], [0, 1, 2], [1, 1, 2], [1, 1, 2],
+             [np.inf, 60.0, 50.0], seconds=1.0)
+    e = attack_summary([a, b], targeted=False, max_iterations=5)
+    assert e["success_rate"] == pytest.approx(0.5) and e["success_rate_std"] == pytest.approx(
+        1 / 6)
+    assert e["success_rate_on_clean_correct"] == pytest.approx(0.25)  # 1 of 4 correct clips
+    assert e["success_at_0_iterations_rate"] == pytest.approx(2 / 6)
+    assert e["accuracy_after"] == pytest.approx(0.5)
+    assert e["snr_db_mean"] == 30.0 and e["iterations_median"] == 0.0
+    assert e["steps_run_mean"] == pytest.approx((1 + 4 + 5 + 1 + 5 + 5) / 6)
+    assert e["seeds"] == 2 and e["n"] == 3 and e["seconds"] == 3.0
+    assert "target_hit_rate" not in e
+    t = attack_summary([a], targeted=True, max_iterations=5)
+    assert t["target_hit_rate"] == t["success_rate"]
+    with pytest.raises(ValueError, match="runs"):
+        attack_summary([], targeted=False, max_iterations=5)

@@ -1,8 +1,9 @@
-"""Study 1 (instrument attacks) end to end on the smoke preset: files, schema, cache reuse.
+"""Study 1 (instrument attacks) end to end on the smoke preset: files, schema, stage reuse.
 
 One module-scoped run (the smoke preset trains a width-8 classifier for 2 epochs on 48 clips
 and attacks 8 half-second excerpts for a few steps) is shared by all tests; the numbers are not
-meaningful, only the plumbing is checked.
+meaningful, only the plumbing is checked. The test that changes one attack's setting reruns
+the same folder, so it comes last.
 """
 
 from __future__ import annotations
@@ -17,14 +18,22 @@ import pytest
 from jaxaudio.studies import instrument_attacks as study
 
 ENTRY_KEYS = {"success_rate", "accuracy_after", "snr_db_mean", "snr_db_median",
-              "iterations_mean", "n", "targeted", "seconds"}
+              "iterations_mean", "n", "targeted", "seconds", "success_rate_on_clean_correct",
+              "success_at_0_iterations_rate"}
 
 
-def _cache(out: pathlib.Path) -> pathlib.Path:
-    """The run's cache folder ``out/cache/<key>`` (exactly one configuration was run)."""
-    folders = [p for p in (out / "cache").iterdir() if p.is_dir()]
-    assert len(folders) == 1, folders
-    return folders[0]
+def _stage(out: pathlib.Path, label: str) -> dict:
+    """Outputs of the stage the first run logged as ``label`` (e.g. ``attack pgd seed 0``)."""
+    for line in (out / "stages" / "log.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        if entry["stage"] == label:
+            with np.load(out / "stages" / f"{entry['name']}-{entry['key']}" / "arrays.npz") as f:
+                return {k: f[k] for k in f.files}
+    raise AssertionError(f"no stage {label!r}")
+
+
+def _model_dir(out: pathlib.Path) -> pathlib.Path:
+    return pathlib.Path(json.loads((out / "results.json").read_text())["model"]["path"])
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +48,14 @@ def test_results_schema(smoke):
     on_disk = json.loads((out / "results.json").read_text())
     assert on_disk["study"] == study.NAME == results["study"]
     assert isinstance(on_disk["clean_accuracy"], float) and 0 <= on_disk["clean_accuracy"] <= 1
+    assert isinstance(on_disk["headline"], str) and on_disk["headline"]
     attacks = on_disk["attacks"]
     for name in study.ATTACKS:
         entry = attacks[name]
         assert ENTRY_KEYS <= set(entry), name
         assert 0.0 <= entry["success_rate"] <= 1.0
         assert 0.0 <= entry["accuracy_after"] <= 1.0
+        assert entry["success_at_0_iterations_rate"] <= entry["success_rate"] + 1e-12
         assert entry["targeted"] == (name in ("cw", "cw_random", "mscw"))
         assert entry["n"] >= 1 and entry["seconds"] >= 0
         for key in ("snr_db_mean", "snr_db_median", "iterations_mean"):
@@ -56,14 +67,22 @@ def test_results_schema(smoke):
     assert attacks["cw"]["seeds"] == 1
     assert set(on_disk["noise_control"]) == set(study.ATTACKS)
     assert on_disk["preset_deviations_from_paper"]
+    stages = on_disk["stages"]
+    assert stages["reused"] == [] and {"model", "clean", "attack_set", "fgsm_sweep",
+                                       "attack pgd seed 1", "wav_mscw"} <= set(stages["computed"])
+    # The arrays every figure is drawn from.
+    with np.load(out / "arrays" / "confusion.npz") as f:
+        assert {"clean_labels", "clean_prediction", "cw_labels", "cw_prediction"} <= set(f.files)
+    with np.load(out / "arrays" / "snr.npz") as f:
+        assert set(f.files) == set(study.ATTACKS)
+    with np.load(out / "arrays" / "fgsm_sweep.npz") as f:
+        np.testing.assert_allclose(f["success_rate"], on_disk["fgsm_sweep"]["success_rate"])
 
 
 def test_fixed_target_skips_clips_of_the_target_class(smoke):
     out, results = smoke
-    data = np.load(_cache(out) / "cw_seed0.npz")
-    target = study.STUDY_PRESETS["smoke"].cw_target
-    names = json.loads((out / "model" / "classifier.json").read_text())["label_names"]
-    index = names.index(target)
+    data = _stage(out, "attack cw seed 0")
+    index = results["label_names"].index(study.STUDY_PRESETS["smoke"].cw_target)
     assert np.all(data["labels"] != index)
     assert np.all(data["target"] == index)
     assert results["attacks"]["cw"]["n"] == int(data["clip_mask"].sum())
@@ -77,19 +96,18 @@ def test_figures_audio_and_report_exist(smoke):
     assert (out / "figures" / "fgsm_success_vs_eps.png").is_file()
     report = (out / "report.html").read_text()
     assert "Attacks on the instrument classifier" in report
-    assert "published mean SNR" in report
+    assert "published: PGD" in report and "Read with care" in report
     for name, examples in results["listening_examples"].items():
         for ex in examples:
             folder = out / "audio" / name
             stem = f"clip{ex['clip']:03d}"
             assert len(list(folder.glob(f"{stem}_original_*.wav"))) == 1
             assert len(list(folder.glob(f"{stem}_adversarial_*.wav"))) == 1
-            gain = ex["perturbation_gain"]
-            assert (folder / f"{stem}_perturbation_x{gain:g}.wav").is_file()
+            assert (folder / f"{stem}_perturbation_x{ex['perturbation_gain']:g}.wav").is_file()
     # Examples are the first successful clips that needed at least one step.
     count = study.STUDY_PRESETS["smoke"].listening_examples
     for name in study.ATTACKS:
-        run = np.load(_cache(out) / f"{name}_seed0.npz")
+        run = _stage(out, f"attack {name} seed 0")
         eligible = int(np.sum(run["success"] & (run["iterations"] > 0)))
         assert len(results["listening_examples"][name]) == min(count, eligible)
 
@@ -101,8 +119,8 @@ def test_wav_success_is_measured_on_written_files(smoke, monkeypatch, tmp_path):
     out, results = smoke
     for name in study.ATTACKS:
         assert results["attacks"][name]["wav_files"] == results["attacks"][name]["n"]
-    clf = Classifier.load(out / "model")
-    run = dict(np.load(_cache(out) / "pgd_seed0.npz"))
+    clf = Classifier.load(_model_dir(out))
+    run = _stage(out, "attack pgd seed 0")
     written, read = [], []
     real_save, real_load = data_module.save_wav, data_module.load_audio
 
@@ -117,7 +135,7 @@ def test_wav_success_is_measured_on_written_files(smoke, monkeypatch, tmp_path):
 
     monkeypatch.setattr(data_module, "save_wav", save)
     monkeypatch.setattr(data_module, "load_audio", load)
-    check = study._wav_check(clf, None, run, 16000, tmp_path)
+    check = study.wav_stage(tmp_path, run=run, clf=clf, rate=16000)
     assert check["wav_files"] == len(written) == len(read) == len(run["labels"])
     assert written == read
     silent_pred = np.asarray(clf.logits(np.zeros((1, run["adversarial_pcm"].shape[1]),
@@ -126,51 +144,29 @@ def test_wav_success_is_measured_on_written_files(smoke, monkeypatch, tmp_path):
     assert check["wav_success_rate"] == pytest.approx(expected)
 
 
-def test_rerun_reuses_the_cache(smoke):
-    out, results = smoke
-    cache = sorted(_cache(out).glob("*.npz"))
-    assert {p.name for p in cache} >= {"fgsm_seed0.npz", "pgd_seed0.npz", "pgd_seed1.npz",
-                                       "cw_seed0.npz", "cw_random_seed0.npz", "mscw_seed0.npz",
-                                       "fgsm_sweep.npz"}
-    stamps = {p: p.stat().st_mtime_ns for p in cache}
-    again = study.run(out=out, preset="smoke", seed=0, progress=False)
-    assert {p: p.stat().st_mtime_ns for p in cache} == stamps
-    assert again["model"]["source"] == "trained earlier"
-    for name in study.ATTACKS:
-        a, b = results["attacks"][name], again["attacks"][name]
-        assert a["success_rate"] == b["success_rate"]
-        assert a["seconds"] == b["seconds"]  # read from the cache, not re-timed
-        assert a["wav_success_rate"] == b["wav_success_rate"]
-
-
 def test_wav_success_equals_in_loop_success(smoke):
     """The loop quantises onto the grid a PCM_16 file holds (k / 32768), so the adversarials
     written as WAV files and read back are the arrays the attack evaluated: same outcome."""
     out, results = smoke
     for name in study.ATTACKS:
-        run = np.load(_cache(out) / f"{name}_seed0.npz")
+        run = _stage(out, f"attack {name} seed 0")
         assert results["attacks"][name]["wav_success_rate"] == pytest.approx(
             float(np.mean(run["success"])), abs=1e-12), name
 
 
-def test_cache_key_changes_with_settings_seed_and_weights(smoke):
-    import dataclasses
-
-    import jax
-
-    from jaxaudio.models import Classifier
-
-    out, _ = smoke
-    clf = Classifier.load(out / "model")
-    sp = study.STUDY_PRESETS["smoke"]
-    key = study._cache_key(sp, seed=0, data=None, clf=clf)
-    assert key == _cache(out).name
-    assert study._cache_key(sp, seed=1, data=None, clf=clf) != key
-    assert study._cache_key(dataclasses.replace(sp, num_clips=3), seed=0, data=None,
-                            clf=clf) != key
-    nudged = dataclasses.replace(clf, variables=jax.tree.map(lambda a: a * 1.001,
-                                                             clf.variables))
-    assert study._cache_key(sp, seed=0, data=None, clf=nudged) != key
+def test_rerun_recomputes_nothing(smoke):
+    out, results = smoke
+    stages = sorted((out / "stages").glob("*/stage.json"))
+    stamps = {p: p.stat().st_mtime_ns for p in stages}
+    again = study.run(out=out, preset="smoke", seed=0, progress=False)
+    assert again["stages"]["computed"] == []
+    assert again["stages"]["reused"] == results["stages"]["computed"]
+    assert {p: p.stat().st_mtime_ns for p in sorted((out / "stages").glob("*/stage.json"))} \
+        == stamps
+    assert again["model"]["source"] == "trained earlier"
+    for name in study.ATTACKS:
+        a, b = results["attacks"][name], again["attacks"][name]
+        assert a == b  # every number read back from the stages, none re-timed
 
 
 def test_real_data_runs_on_the_fsdkaggle2019_validation_quarter(tmp_path):
@@ -193,17 +189,34 @@ def test_real_data_runs_on_the_fsdkaggle2019_validation_quarter(tmp_path):
     model_dir = tmp_path / "model"
     tasks.new_classifier("instruments", tasks.preset("instruments", "smoke"), seed=0).save(
         model_dir)
-    results = study.run(out=tmp_path / "out", preset="smoke", seed=0, data=str(root),
+    out = tmp_path / "out"
+    results = study.run(out=out, preset="smoke", seed=0, data=str(root),
                         model=str(model_dir), seeds=1, attacks=["pgd"], progress=False)
     assert results["dataset"] == "fsdkaggle2019"
     # Only the selected attack ran, and only it is reported.
     assert results["attacks_run"] == ["pgd"] and set(results["attacks"]) == {"pgd"}
     assert results["fgsm_sweep"] is None
     assert set(results["noise_control"]) == {"pgd"}
-    assert "PGD" in (tmp_path / "out" / "report.html").read_text()
+    assert "model" not in results["stages"]["computed"]  # --model: no training stage
+    assert "PGD" in (out / "report.html").read_text()
     assert results["attacks"]["pgd"]["n"] == len(quarter)
-    run = np.load(_cache(tmp_path / "out") / "pgd_seed0.npz")
-    np.testing.assert_array_equal(run["labels"], quarter.labels)
+    np.testing.assert_array_equal(_stage(out, "attack pgd seed 0")["labels"], quarter.labels)
+
+
+def test_overrides_change_one_attack_and_reject_bad_input(tmp_path):
+    sp = study.STUDY_PRESETS["smoke"]
+    new = study.apply_overrides(sp, ["pgd.learning_rate=2e-5", "pgd.max_iterations=3",
+                                     "fgsm.eps=0.01", "cw.alpha=0.5"])
+    assert new.pgd == dict(sp.pgd, learning_rate=2e-5, max_iterations=3)
+    assert isinstance(new.pgd["max_iterations"], int)
+    assert new.fgsm_eps == 0.01 and new.cw["alpha"] == 0.5 and new.mscw == sp.mscw
+    assert study.apply_overrides(sp, None) == sp and sp.pgd["learning_rate"] == 1e-3
+    for bad in ("pgd.nope=1", "deepfool.eps=1", "pgd.learning_rate=fast", "pgd.learning_rate",
+                "cw_random.alpha=1", "pgd.max_iterations=2.5", "eps=1"):
+        with pytest.raises(ValueError, match="--set"):
+            study.apply_overrides(sp, [bad])
+    with pytest.raises(ValueError, match="--set"):  # before any training
+        study.run(out=tmp_path, preset="smoke", overrides=["pgd.lr=1"])
 
 
 def test_bad_arguments_rejected(tmp_path):
@@ -216,3 +229,16 @@ def test_bad_arguments_rejected(tmp_path):
     for bad in (["pgd", "deepfool"], []):
         with pytest.raises(ValueError, match="attacks"):
             study.run(out=tmp_path, preset="smoke", attacks=bad)
+
+
+def test_changing_one_attack_setting_recomputes_only_that_attack(smoke):
+    """Last: it adds PGD stages to the shared folder."""
+    out, results = smoke
+    again = study.run(out=out, preset="smoke", seed=0, progress=False,
+                      overrides=["pgd.learning_rate=2e-3"])
+    computed = set(again["stages"]["computed"])
+    assert {"attack pgd seed 0", "attack pgd seed 1"} <= computed
+    assert computed <= {"attack pgd seed 0", "attack pgd seed 1", "noise_pgd", "wav_pgd"}
+    assert again["attacks"]["pgd"]["settings"]["learning_rate"] == 2e-3
+    for name in ("fgsm", "cw", "cw_random", "mscw"):
+        assert again["attacks"][name] == results["attacks"][name]

@@ -101,3 +101,32 @@ def test_window_dataset_stacks_windows_with_clip_index():
     assert np.all(np.diff(clip_index) >= 0)
     for i, wave in enumerate(waves):
         np.testing.assert_array_equal(windows[clip_index == i], window(wave, length=16))
+
+
+# ----------------------------------------------------------------------------- centre excerpt
+
+
+@pytest.mark.parametrize("n,length", [(10, 4), (11, 4), (4, 4), (3, 8), (1, 5), (5, 12)])
+def test_centre_excerpt_is_the_centre_of_the_tiled_clip(n, length):
+    from jaxaudio.data.windowing import centre_excerpt
+
+    x = np.arange(n, dtype=np.float64)
+    e = centre_excerpt(x, length)
+    assert e.shape == (length,) and e.dtype == np.float32
+    # Every sample comes from the clip, in circular order.
+    steps = np.diff(e) % n
+    assert np.all(steps == (1 % n))
+    if n >= length:  # no tiling: centred, equal margins up to one sample
+        left = int(e[0])
+        assert abs(left - (n - length - left)) <= 1
+
+
+def test_centre_excerpt_rejects_bad_input():
+    from jaxaudio.data.windowing import centre_excerpt
+
+    with pytest.raises(ValueError, match="length"):
+        centre_excerpt(np.ones(4), 0)
+    with pytest.raises(ValueError, match="wave"):
+        centre_excerpt(np.ones((2, 4)), 2)
+    with pytest.raises(ValueError, match="wave"):
+        centre_excerpt(np.zeros(0), 2)

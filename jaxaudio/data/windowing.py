@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["window_starts", "window", "window_dataset"]
+__all__ = ["window_starts", "window", "window_dataset", "centre_excerpt"]
 
 
 def _check_lengths(length: int, hop: int | None) -> tuple[int, int]:
@@ -190,3 +190,31 @@ def window_dataset(waves, *, length: int,
         pieces.append(w)
         owners.append(np.full(len(w), i, dtype=np.int64))
     return np.concatenate(pieces, axis=0), np.concatenate(owners)
+
+
+def centre_excerpt(wave, length: int) -> np.ndarray:
+    """The centre ``length`` samples of a clip; a shorter clip is tiled circularly first.
+
+    Parameters
+    ----------
+    wave : np.ndarray [shape=(n,)]
+        A 1-D clip with ``n >= 1`` samples.
+    length : int >= 1
+        Samples of the excerpt.
+
+    Returns
+    -------
+    excerpt : np.ndarray [shape=(length,)], float32
+        ``wave[(n - length) // 2 :][:length]`` for ``n >= length``; otherwise the same cut of
+        ``wave`` tiled ``ceil(length / n)`` times (as the classifier's windowing pads).
+    """
+    if int(length) != length or length < 1:
+        raise ValueError(f"length must be an integer >= 1, got {length!r}")
+    length = int(length)
+    wave = np.asarray(wave, np.float32)
+    if wave.ndim != 1 or wave.size == 0:
+        raise ValueError(f"wave must be a non-empty 1-D clip, got shape {wave.shape}")
+    if len(wave) < length:
+        wave = np.tile(wave, -(-length // len(wave)))
+    start = (len(wave) - length) // 2
+    return wave[start:start + length]

@@ -1,43 +1,37 @@
 """Study 1 (REFERENCE.md §1): end-to-end waveform attacks on the instrument classifier.
 
 Prinz & Flexer (2020) attack an average-pool CNN on FSDKaggle2019's 12 musical labels with
-FGSM, PGD, C&W (towards a fixed and towards a random other instrument) and multi-scale C&W,
-all on the raw waveform through the differentiable front-end, and compare the accuracy they
-leave with that of white noise at the same SNR. This module reruns that study:
+FGSM, PGD, C&W (towards a fixed and towards a random other instrument) and multi-scale C&W on
+the raw waveform, and compare the accuracy they leave with that of white noise at the same SNR.
+The study is a chain of stages (:mod:`jaxaudio.pipeline`, under ``out/stages``):
 
-1. train the instrument classifier (:func:`jaxaudio.train.train`, resumable) or load ``--model``;
-2. clean accuracy on the test split (clip level, :func:`jaxaudio.tasks.evaluate_clips`);
-3. the attacked set: ``num_clips`` test clips, each cut to one excerpt of ``clip_seconds``
-   (the centre of a long clip; a short clip is tiled circularly, as the classifier's windowing
-   does) and put on the 16-bit grid, so that adversarials can be saved as 16-bit WAV;
-4. FGSM (an eps sweep in one compiled call, plus the paper's eps), PGD, C&W (fixed target),
-   C&W (random other target, seeded) and multi-scale C&W, each with the 16-bit quantisation
-   projection inside the loop and early stopping with slot refill
-   (:func:`jaxaudio.attacks.core.attack_queue`); stochastic attacks over several seeds;
-5. the white-noise control at each attack's mean SNR; success re-measured on 16-bit WAV files
-   written and read back; confusion matrices, SNR histogram, success-vs-eps curve, listening
-   examples; ``results.json`` and ``report.html`` (with the published table alongside).
-
-Every attack run is cached in ``out/cache/<key>/<attack>_seed<k>.npz`` and reused on a rerun;
-``<key>`` hashes the preset's settings, the seed, the data and the model's weights.
+``model`` (train, resumable; skipped with ``--model``) -> ``clean`` (clip-level test accuracy)
+-> ``attack_set`` (one centre excerpt per test clip, on the 16-bit grid) -> one ``attack_<name>``
+stage per attack and seed (exactly that attack's settings) -> ``fgsm_sweep`` -> per attack
+``noise_<name>`` (white noise at its mean SNR) and ``wav_<name>`` (success re-measured on
+16-bit WAV files). Changing one attack's settings (``--set pgd.learning_rate=2e-5``) reruns
+only that attack's stages. The run ends by writing ``results.json``, the arrays the figures
+are drawn from (``arrays/*.npz``), listening WAVs (``audio/``) and the report
+(:mod:`jaxaudio.report.attacks`).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import html
+import functools
 import json
 import math
 import pathlib
 import tempfile
 import time
-from typing import Any, Optional
+from typing import Optional, Sequence
 
-import jax
 import numpy as np
 
 NAME = "instrument_attacks"
+TITLE = "Study 1: end-to-end waveform attacks on the instrument classifier"
+MARGIN = 2048  # samples left out at each end of the SNR (REFERENCE.md §1)
 
 #: The published table (technical report, 200 validation clips, clean accuracy 0.835).
 PUBLISHED = {
@@ -56,27 +50,21 @@ PUBLISHED = {
 }
 
 ATTACKS = ("fgsm", "pgd", "cw", "cw_random", "mscw")
-STOCHASTIC = ("pgd", "cw_random")  # random start / random target: several seeds
+STOCHASTIC = ("pgd", "cw_random", "mscw")  # seeded key (random start / target)
+SEEDED_RUNS = ("pgd", "cw_random")  # run over several seeds
+TARGETED = ("cw", "cw_random", "mscw")
 
 
 @dataclasses.dataclass(frozen=True)
 class StudyPreset:
     """Sizes and attack settings of one preset (``paper`` = REFERENCE.md §1).
 
-    Attributes:
-      num_clips: test clips attacked (``None`` = the whole test split).
-      clip_seconds: length of the attacked excerpt (s); ``None`` = the classifier's training
-        excerpt (116 frames at hop 512 = 3.7 s).
-      seeds: runs of the stochastic attacks (PGD random start, C&W random target).
-      fgsm_eps: FGSM step of the headline entry (paper 0.1).
-      fgsm_epsilons: the FGSM sweep (waveform units, full scale = 1).
-      pgd: ``eps``, ``learning_rate``, ``max_iterations`` of PGD.
-      cw: ``clip_eps``, ``alpha``, ``learning_rate``, ``max_iterations`` of C&W.
-      mscw: the same for multi-scale C&W.
-      cw_target: the fixed C&W target class (name).
-      slots: parallel slots of the refilled early-stopping queue.
-      listening_examples: clips per attack written as WAV (original/adversarial/perturbation).
-      deviations: where this preset departs from the paper's settings, and why.
+    ``num_clips`` test clips (None = all) cut to ``clip_seconds`` (None = the classifier's
+    excerpt); ``seeds`` runs of PGD and C&W-random; ``fgsm_eps`` the headline FGSM step and
+    ``fgsm_epsilons`` its sweep; ``pgd``/``cw``/``mscw`` the attacks' keyword arguments (``cw``
+    also serves C&W towards a random target); ``cw_target`` the fixed C&W target; ``slots`` of
+    the refilled early-stopping queue; ``listening_examples`` clips per attack as WAV;
+    ``deviations`` where the preset departs from the paper, and why.
     """
 
     num_clips: Optional[int]
@@ -100,9 +88,7 @@ STUDY_PRESETS: dict[str, StudyPreset] = {
         num_clips=None, clip_seconds=None, seeds=5, fgsm_eps=0.1, fgsm_epsilons=_PAPER_SWEEP,
         pgd=dict(eps=5e-4, learning_rate=1e-5, max_iterations=500),
         cw=dict(clip_eps=0.01, alpha=0.01, learning_rate=1e-5, max_iterations=500),
-        mscw=dict(clip_eps=0.01, alpha=10.0, learning_rate=1e-5, max_iterations=500),
-        slots=32,
-    ),
+        mscw=dict(clip_eps=0.01, alpha=10.0, learning_rate=1e-5, max_iterations=500)),
     "demo": StudyPreset(
         num_clips=48, clip_seconds=3.0, seeds=3, fgsm_eps=0.1, fgsm_epsilons=_PAPER_SWEEP,
         pgd=dict(eps=2e-3, learning_rate=2e-4, max_iterations=100),
@@ -118,25 +104,19 @@ STUDY_PRESETS: dict[str, StudyPreset] = {
             "C&W hit its random target on 3/16 demo clips in 150 iterations",
             "multi-scale C&W lr 2e-4 (paper 1e-5), at most 300 iterations (paper 500)",
             "all learning rates larger: the width-16 demo classifier trained 15 epochs on "
-            "synthetic clips needs larger steps within a CPU-sized iteration budget",
-        ),
-    ),
+            "synthetic clips needs larger steps within a CPU-sized iteration budget")),
     "smoke": StudyPreset(
-        num_clips=8, clip_seconds=0.5, seeds=2, fgsm_eps=0.1,
-        fgsm_epsilons=(1e-3, 1e-2, 0.1),
+        num_clips=8, clip_seconds=0.5, seeds=2, fgsm_eps=0.1, fgsm_epsilons=(1e-3, 1e-2, 0.1),
         pgd=dict(eps=5e-3, learning_rate=1e-3, max_iterations=8),
         cw=dict(clip_eps=0.02, alpha=1.0, learning_rate=1e-3, max_iterations=8),
         mscw=dict(clip_eps=0.02, alpha=10.0, learning_rate=1e-3, max_iterations=8),
         slots=4, listening_examples=1,
         deviations=("smoke test: 8 clips of 0.5 s, 8 iterations, large steps; numbers are not "
-                    "meaningful",),
-    ),
+                    "meaningful",)),
 }
 
 
-# ----------------------------------------------------------------------------------------------
-# Command line
-# ----------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------ command line
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The study's options (``experiments/instrument_attacks.py`` and ``jaxaudio attack``)."""
     parser.add_argument("--preset", choices=tuple(STUDY_PRESETS), default="demo",
@@ -154,6 +134,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attacks", nargs="+", choices=ATTACKS, default=None, metavar="ATTACK",
                         help=f"run only these attacks, of {', '.join(ATTACKS)} (default: all; "
                              "the FGSM eps sweep runs with fgsm)")
+    parser.add_argument("--set", action="append", default=None, metavar="ATTACK.KEY=VALUE",
+                        dest="overrides",
+                        help="change one attack setting of the preset, e.g. "
+                             "pgd.learning_rate=2e-5 or fgsm.eps=0.01 (repeatable; cw.* also "
+                             "applies to cw_random); only that attack's stages rerun")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -161,102 +146,84 @@ def run_from_args(args) -> int:
     results = run(out=args.out, preset=args.preset, seed=args.seed, data=args.data,
                   model=args.model, progress=not getattr(args, "no_progress", False),
                   seeds=getattr(args, "seeds", None), num_clips=getattr(args, "num_clips", None),
-                  attacks=getattr(args, "attacks", None))
+                  attacks=getattr(args, "attacks", None),
+                  overrides=getattr(args, "overrides", None))
     print(f"report: {pathlib.Path(args.out) / 'report.html'}")
     return 0 if results else 1
 
 
-# ----------------------------------------------------------------------------------------------
-# Helpers
-# ----------------------------------------------------------------------------------------------
-def _json_float(v) -> Optional[float]:
-    v = float(v)
-    return v if math.isfinite(v) else None
+def apply_overrides(sp: StudyPreset, overrides: Optional[Sequence[str]]) -> StudyPreset:
+    """``sp`` with ``--set ATTACK.KEY=VALUE`` items applied (values are numbers)."""
+    for item in overrides or ():
+        target, _, value = str(item).partition("=")
+        attack, _, key = target.partition(".")
+        field = {"pgd": "pgd", "cw": "cw", "mscw": "mscw", "fgsm": "fgsm"}.get(attack)
+        known = ("eps",) if field == "fgsm" else tuple(getattr(sp, field)) if field else ()
+        if not value or field is None or key not in known:
+            raise ValueError(f"--set expects ATTACK.KEY=VALUE with ATTACK in fgsm, pgd, cw, mscw "
+                             f"and KEY one of its settings {known or ''}, got {item!r}")
+        try:
+            number = int(value) if value.lstrip("+-").isdigit() else float(value)
+        except ValueError:
+            raise ValueError(f"--set {target}: value must be a number, got {value!r}") from None
+        if key == "max_iterations" and (not isinstance(number, int) or number < 1):
+            raise ValueError(f"--set {target}: must be an integer >= 1, got {value!r}")
+        if field == "fgsm":
+            sp = dataclasses.replace(sp, fgsm_eps=float(number))
+        else:
+            sp = dataclasses.replace(sp, **{field: {**getattr(sp, field), key: number}})
+    return sp
 
 
-def _stats(values) -> dict:
-    """mean/std/median of finite values (``None`` when there are none)."""
-    v = np.asarray(values, np.float64)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return {"mean": None, "std": None, "median": None}
-    return {"mean": float(v.mean()), "std": float(v.std()), "median": float(np.median(v))}
+def _selected_attacks(attacks) -> tuple[str, ...]:
+    if attacks is None:
+        return ATTACKS
+    attacks = [attacks] if isinstance(attacks, str) else list(attacks)
+    if not attacks or any(a not in ATTACKS for a in attacks):
+        raise ValueError(f"attacks must be a non-empty selection of {ATTACKS}, got {attacks!r}")
+    return tuple(a for a in ATTACKS if a in attacks)
 
 
-def _excerpt(wave: np.ndarray, length: int) -> np.ndarray:
-    """The centre ``length`` samples of ``wave``; a short clip is tiled circularly first."""
-    wave = np.asarray(wave, np.float32)
-    if len(wave) < length:
-        wave = np.tile(wave, int(math.ceil(length / len(wave))))
-    start = (len(wave) - length) // 2
-    return wave[start:start + length]
+def _predict(clf, waves: np.ndarray) -> np.ndarray:
+    from jaxaudio.batching import map_chunks
+
+    pred = map_chunks(lambda w: np.asarray(clf.logits(w)).argmax(-1), waves, chunk_size=32,
+                      pad_single=False)
+    return np.asarray(pred, np.int32)
 
 
-def _predict(clf, waves: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    out = []
-    for i in range(0, len(waves), batch_size):
-        chunk = waves[i:i + batch_size]
-        n = len(chunk)
-        if n < batch_size and len(waves) > batch_size:  # fixed shape: compile once
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - n, 0)])
-        out.append(np.asarray(clf.logits(chunk)).argmax(-1)[:n])
-    return np.concatenate(out).astype(np.int32)
-
-
-def _white_noise_at(waves: np.ndarray, snr_db: float, rng: np.random.Generator,
-                    margin: int) -> np.ndarray:
-    """``waves`` plus Gaussian white noise scaled per clip to ``snr_db`` (SNR region as in
-    :func:`jaxaudio.metrics.snr_db`), clipped to [-1, 1]."""
-    from jaxaudio import metrics
-
-    noise = rng.standard_normal(waves.shape).astype(np.float32)
-    n = waves.shape[1]
-    sl = slice(margin, n - margin) if n > 2 * margin else slice(None)
-    signal = np.linalg.norm(waves[:, sl], axis=1)
-    scale = signal / np.maximum(np.linalg.norm(noise[:, sl], axis=1), 1e-12)
-    noise *= (scale * 10.0 ** (-snr_db / 20.0))[:, None]
-    noisy = np.clip(waves + noise, -1.0, 1.0).astype(np.float32)
-    assert np.all(np.isfinite(metrics.snr_db(waves, noisy, trim=margin)) | (signal == 0))
-    return noisy
-
-
-# ----------------------------------------------------------------------------------------------
-# Stages
-# ----------------------------------------------------------------------------------------------
-def _dataset_name(data) -> str:
-    return "synth-instruments" if data is None else "fsdkaggle2019"
-
-
-def _classifier(out: pathlib.Path, *, preset: str, seed: int, data, model, progress):
-    """Load ``model``, or the one trained in an earlier run, or train one (resumable)."""
+# ------------------------------------------------------------------------------------ stages
+def train_stage(stage_dir, *, load_train, train_dir, progress, dataset, preset, seed):
+    """Train the instrument classifier (resumable in ``train_dir``) into ``stage_dir/model``."""
     from jaxaudio import tasks
-    from jaxaudio.models import Classifier
     from jaxaudio.train import train
 
-    if model is not None:
-        return Classifier.load(model), {"source": "loaded", "path": str(model)}
-    model_dir = out / "model"
-    if (model_dir / "classifier.json").is_file():
-        return Classifier.load(model_dir), {"source": "trained earlier", "path": str(model_dir)}
-    dataset = _dataset_name(data)
     task = tasks.task_of(dataset)
     p = tasks.preset(task, preset)
-    train_set = tasks.load_split(dataset, "train", preset_name=preset, seed=seed, data=data)
+    train_set = load_train()
     clf = tasks.new_classifier(task, p, seed=seed,
                                label_names=getattr(train_set, "label_names", None))
-    source = tasks.example_source(task, train_set, p, clf.frontend)
     config = tasks.train_config(task, p, seed=seed)
     t0 = time.perf_counter()
-    result = train(clf, source, config, out_dir=out / "train", resume=True, progress=progress)
-    result.classifier.save(model_dir)
-    return result.classifier, {"source": "trained", "path": str(model_dir),
-                               "epochs": config.epochs, "seconds": time.perf_counter() - t0}
+    result = train(clf, tasks.example_source(task, train_set, p, clf.frontend), config,
+                   out_dir=train_dir, resume=True, progress=progress)
+    result.classifier.save(pathlib.Path(stage_dir) / "model")
+    return {"epochs": config.epochs, "seconds": time.perf_counter() - t0}
 
 
-def _attack_set(clf, test_set, sp: StudyPreset, seed: int):
-    """The attacked excerpts (on the 16-bit grid), their labels and the clip indices."""
+def clean_stage(stage_dir, *, clf, load_test, dataset, preset, seed):
+    """Clip-level accuracy on the whole test split (the classifier's windowing)."""
+    from jaxaudio import tasks
+
+    return {"accuracy": float(tasks.evaluate_clips(clf, load_test())["accuracy"])}
+
+
+def attack_set_stage(stage_dir, *, clf, load_test, num_clips, clip_seconds, seed, **_split):
+    """The attacked excerpts (16-bit grid), labels, clip indices and clean predictions."""
     from jaxaudio.attacks import round_to_16bit
+    from jaxaudio.data.windowing import centre_excerpt
 
+    test_set = load_test()
     rate = int(getattr(test_set, "sample_rate", clf.frontend.sample_rate))
     if rate != clf.frontend.sample_rate:
         raise ValueError(f"test data is at {rate} Hz but the classifier expects "
@@ -265,562 +232,361 @@ def _attack_set(clf, test_set, sp: StudyPreset, seed: int):
     single = np.flatnonzero(labels >= 0)
     if single.size == 0:
         raise ValueError("the test split has no single-label clips to attack")
-    if sp.num_clips is not None and sp.num_clips < single.size:
-        chosen = np.sort(np.random.default_rng(seed).choice(single, sp.num_clips, replace=False))
-    else:
-        chosen = single
-    length = (clf.excerpt_samples if sp.clip_seconds is None
-              else int(round(sp.clip_seconds * rate)))
-    min_length = clf.frontend.n_fft
-    if length < min_length:
+    chosen = single
+    if num_clips is not None and num_clips < single.size:
+        chosen = np.sort(np.random.default_rng(seed).choice(single, num_clips, replace=False))
+    length = clf.excerpt_samples if clip_seconds is None else int(round(clip_seconds * rate))
+    if length < clf.frontend.n_fft:
         raise ValueError(f"clip_seconds gives {length} samples, shorter than one analysis frame "
-                         f"(n_fft = {min_length})")
-    waves = np.stack([_excerpt(test_set.waves[i], length) for i in chosen])
+                         f"(n_fft = {clf.frontend.n_fft})")
+    waves = np.stack([centre_excerpt(test_set.waves[i], length) for i in chosen])
     waves = np.asarray(round_to_16bit(np.clip(waves, -1.0, 1.0)), np.float32)
-    return waves, labels[chosen].astype(np.int32), chosen, rate
+    return {"waves": waves, "labels": labels[chosen].astype(np.int32), "chosen": chosen,
+            "rate": rate, "clean_prediction": _predict(clf, waves)}
 
 
-def _attack_kwargs(name: str, sp: StudyPreset, target_index: int) -> tuple[Any, dict]:
-    from jaxaudio import attacks
+def attack_stage(stage_dir, *, attack_set, clf, attack, kwargs, key, keep_adversarial,
+                 **_run):
+    """One run of one attack on the attack set (``key``: its PRNG seed, None = deterministic)."""
+    import jax
 
-    common = dict(quantize_16bit=True)
-    if name == "pgd":
-        return attacks.pgd, dict(common, slots=sp.slots, **sp.pgd)
-    if name == "cw":
-        return attacks.carlini_wagner, dict(common, slots=sp.slots, target=target_index, **sp.cw)
-    if name == "cw_random":
-        return attacks.carlini_wagner, dict(common, slots=sp.slots, target="random", **sp.cw)
-    if name == "mscw":
-        return attacks.multiscale_carlini_wagner, dict(common, slots=sp.slots, target="random",
-                                                       **sp.mscw)
-    if name == "fgsm":
-        return attacks.fgsm, dict(common, eps=sp.fgsm_eps)
-    raise ValueError(f"unknown attack {name!r}")
-
-
-#: Bumped when cached arrays change meaning (2: the 16-bit grid became k/32768).
-CACHE_VERSION = 2
-
-
-def _cache_key(sp: StudyPreset, *, seed: int, data, clf) -> str:
-    """Folder name under ``out/cache`` for this configuration: settings, seed, data and the
-    model (:meth:`Classifier.fingerprint`), so a rerun with anything changed never reuses
-    stale attack runs."""
-    import hashlib
-
-    config = json.dumps({"version": CACHE_VERSION, "preset": dataclasses.asdict(sp),
-                         "seed": seed, "data": str(data) if data else "synthetic",
-                         "model": clf.fingerprint()}, sort_keys=True, default=str)
-    return hashlib.sha256(config.encode()).hexdigest()[:16]
-
-
-def _fgsm_sweep(clf, waves, labels, sp: StudyPreset, cache: pathlib.Path) -> dict:
-    """FGSM at every eps of the preset in one compiled call (cached in ``fgsm_sweep.npz``)."""
-    from jaxaudio import attacks
-
-    sweep_path = cache / "fgsm_sweep.npz"
-    if sweep_path.is_file():
-        with np.load(sweep_path) as f:
-            sweep = {k: f[k] for k in f.files}
-    else:
-        t0 = time.perf_counter()
-        res = jax.device_get(attacks.fgsm_sweep(clf.logits_fn, waves, labels,
-                                                epsilons=list(sp.fgsm_epsilons),
-                                                quantize_16bit=True))
-        sweep = {"epsilons": np.asarray(res.epsilons), "success": np.asarray(res.success),
-                 "snr_db": np.asarray(res.snr_db, np.float64),
-                 "adversarial_prediction": np.asarray(res.adversarial_prediction),
-                 "seconds": np.asarray(time.perf_counter() - t0)}
-        np.savez_compressed(sweep_path, **sweep)
-    return sweep
-
-
-def _selected_attacks(attacks) -> tuple[str, ...]:
-    """The attacks to run, in :data:`ATTACKS` order; ``ValueError`` on unknown or no names."""
-    if attacks is None:
-        return ATTACKS
-    if isinstance(attacks, str):
-        attacks = [attacks]
-    attacks = list(attacks)
-    unknown = [a for a in attacks if a not in ATTACKS]
-    if unknown or not attacks:
-        raise ValueError(f"attacks must be a non-empty selection of {ATTACKS}, got {attacks!r}")
-    return tuple(a for a in ATTACKS if a in attacks)
-
-
-def _run_attack(name: str, seed_index: int, clf, waves, labels, sp: StudyPreset, *, seed: int,
-                target_index: int, cache: pathlib.Path, keep_adversarial: bool) -> dict:
-    """One attack run (cached in ``cache/<name>_seed<k>.npz``) -> arrays."""
     from jaxaudio import attacks
     from jaxaudio.data import pcm16_samples
 
-    path = cache / f"{name}_seed{seed_index}.npz"
-    if path.is_file():
-        with np.load(path) as f:
-            return {k: f[k] for k in f.files}
-    fn, kwargs = _attack_kwargs(name, sp, target_index)
-    keep = np.ones(len(waves), bool)
-    if name == "cw":  # a targeted attack needs clips of another class
-        keep = labels != target_index
+    fn = {"fgsm": attacks.fgsm, "pgd": attacks.pgd, "cw": attacks.carlini_wagner,
+          "cw_random": attacks.carlini_wagner, "mscw": attacks.multiscale_carlini_wagner}[attack]
+    waves, labels = attack_set["waves"], attack_set["labels"]
+    keep = labels != kwargs["target"] if attack == "cw" else np.ones(len(waves), bool)
     x, y = waves[keep], labels[keep]
     if x.shape[0] == 0:
-        raise ValueError(f"no clips left for attack {name!r} (all are of the target class)")
+        raise ValueError(f"no clips left for attack {attack!r} (all are of the target class)")
     count = x.shape[0]
-    if count < len(waves):
-        # Pad with copies of the first kept clip: the batch keeps the shape of the other
-        # attacks, so C&W fixed and random target share one compiled function. Examples are
-        # independent (batch == single), so the padding changes nothing and is cut off below.
-        pad = len(waves) - count
-        x = np.concatenate([x, np.repeat(x[:1], pad, 0)])
-        y = np.concatenate([y, np.repeat(y[:1], pad, 0)])
-    if name not in ("fgsm", "cw"):
-        kwargs["key"] = jax.random.key(1000 * seed + 17 * seed_index + ATTACKS.index(name))
+    # Pad with copies of the first kept clip so that C&W fixed and random target share one
+    # compiled function; examples are independent (batch == single), the padding is cut off.
+    x = np.concatenate([x, np.repeat(x[:1], len(waves) - count, 0)])
+    y = np.concatenate([y, np.repeat(y[:1], len(waves) - count, 0)])
+    extra = {} if key is None else {"key": jax.random.key(key)}
     t0 = time.perf_counter()
-    res = attacks.sharded(fn)(clf.logits_fn, x, y, **kwargs)
+    res = attacks.sharded(fn)(clf.logits_fn, x, y, quantize_16bit=True, **kwargs, **extra)
     res = jax.tree.map(lambda a: np.asarray(a)[:count], jax.device_get(res))
-    y = y[:count]
-    seconds = time.perf_counter() - t0
-    out = {
-        "clip_mask": keep,
-        "labels": y,
-        "success": np.asarray(res.success),
-        "iterations": np.asarray(res.iterations),
-        "snr_db": np.asarray(res.snr_db, np.float64),
-        "original_prediction": np.asarray(res.original_prediction),
-        "adversarial_prediction": np.asarray(res.adversarial_prediction),
-        "target": np.asarray(res.target),
-        "seconds": np.asarray(seconds),
-    }
-    if keep_adversarial:
-        # On the k/32768 grid (quantize_16bit): int16 stores it exactly.
+    out = {"clip_mask": keep, "labels": y[:count], "success": np.asarray(res.success),
+           "iterations": np.asarray(res.iterations),
+           "snr_db": np.asarray(res.snr_db, np.float64),
+           "original_prediction": np.asarray(res.original_prediction),
+           "adversarial_prediction": np.asarray(res.adversarial_prediction),
+           "target": np.asarray(res.target), "seconds": np.asarray(time.perf_counter() - t0)}
+    if keep_adversarial:  # on the k/32768 grid (quantize_16bit): int16 stores it exactly
         out["adversarial_pcm"] = pcm16_samples(np.asarray(res.adversarial))
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, **out)
-    tmp.replace(path)
     return out
 
 
-def _summarise(runs: list[dict], *, targeted: bool, max_iterations: int) -> dict:
-    """Per-attack entry of results.json from its seeds' runs."""
-    from jaxaudio.attacks.core import useful_steps
+def fgsm_sweep_stage(stage_dir, *, attack_set, clf, epsilons):
+    """FGSM at every eps in one compiled call."""
+    import jax
 
-    succ = [float(r["success"].mean()) for r in runs]
-    acc = [float((r["adversarial_prediction"] == r["labels"]).mean()) for r in runs]
-    snr_success = np.concatenate([r["snr_db"][r["success"]] for r in runs])
-    it_success = np.concatenate([r["iterations"][r["success"]] for r in runs])
-    per_seed_snr = [_stats(r["snr_db"][r["success"]])["mean"] for r in runs]
-    clean_correct = np.concatenate([r["original_prediction"] == r["labels"] for r in runs])
-    success_all = np.concatenate([r["success"] for r in runs])
-    steps = np.concatenate([useful_steps(r["iterations"], max_iterations) for r in runs])
-    snr = _stats(snr_success)
-    entry = {
-        "success_rate": float(np.mean(succ)),
-        "success_rate_std": float(np.std(succ)),
-        "success_rate_on_clean_correct": (float(success_all[clean_correct].mean())
-                                          if clean_correct.any() else None),
-        "accuracy_after": float(np.mean(acc)),
-        "accuracy_after_std": float(np.std(acc)),
-        "snr_db_mean": snr["mean"],
-        "snr_db_std": snr["std"],
-        "snr_db_median": snr["median"],
-        "snr_db_mean_std_over_seeds": (float(np.std([s for s in per_seed_snr if s is not None]))
-                                       if any(s is not None for s in per_seed_snr) else None),
-        "iterations_mean": float(it_success.mean()) if it_success.size else None,
-        "iterations_median": float(np.median(it_success)) if it_success.size else None,
-        "steps_run_mean": float(steps.mean()),
-        "n": int(len(runs[0]["labels"])),
-        "targeted": bool(targeted),
-        "seeds": len(runs),
-        "seconds": float(sum(float(r["seconds"]) for r in runs)),
-        "examples_per_second": float(sum(len(r["labels"]) for r in runs)
-                                     / max(sum(float(r["seconds"]) for r in runs), 1e-9)),
-    }
-    if targeted:
-        entry["target_hit_rate"] = entry["success_rate"]
-    return entry
+    from jaxaudio import attacks
+
+    t0 = time.perf_counter()
+    res = jax.device_get(attacks.fgsm_sweep(clf.logits_fn, attack_set["waves"],
+                                            attack_set["labels"], epsilons=list(epsilons),
+                                            quantize_16bit=True))
+    return {"epsilons": np.asarray(res.epsilons), "success": np.asarray(res.success),
+            "snr_db": np.asarray(res.snr_db, np.float64),
+            "adversarial_prediction": np.asarray(res.adversarial_prediction),
+            "seconds": np.asarray(time.perf_counter() - t0)}
 
 
-def _wav_check(clf, waves, run: dict, rate: int, tmp_root: pathlib.Path) -> dict:
-    """Write every adversarial of ``run`` as a 16-bit WAV, read it back, classify it again."""
-    from jaxaudio.data import load_audio, pcm16_to_float, save_wav
-
-    adv = pcm16_to_float(run["adversarial_pcm"])
-    tmp_root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
-        back = []
-        for i, a in enumerate(adv):
-            path = save_wav(pathlib.Path(tmp) / f"{i:04d}.wav", a, rate, subtype="PCM_16")
-            wave, _ = load_audio(path, sample_rate=rate)
-            back.append(wave)
-        back = np.stack(back).astype(np.float32)
-    pred = _predict(clf, back)
-    target = run["target"]
-    success = np.where(target >= 0, pred == target, pred != run["labels"])
-    return {
-        "wav_success_rate": float(success.mean()),
-        "wav_accuracy_after": float((pred == run["labels"]).mean()),
-        "wav_flipped_back": int(np.sum(run["success"] & ~success)),
-        "wav_files": int(len(adv)),
-        "max_abs_change_on_save": float(np.abs(back - adv).max()),
-    }
-
-
-# ----------------------------------------------------------------------------------------------
-# Figures and audio
-# ----------------------------------------------------------------------------------------------
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _confusion_png(path, true, pred, names, title):
+def noise_stage(stage_dir, *, attack_set, clf, snr_db, noise_seed, margin):
+    """The white-noise control: accuracy with white noise at one attack's mean SNR."""
     from jaxaudio import metrics
 
-    plt = _plt()
-    k = len(names)
-    cm = metrics.confusion_matrix(true, pred, k)
-    fig, ax = plt.subplots(figsize=(6.2, 5.4))
-    ax.imshow(cm, cmap="Blues")
-    for i in range(k):
-        for j in range(k):
-            if cm[i, j]:
-                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if cm[i, j] > cm.max() / 2 else "black")
-    ax.set_xticks(range(k), names, rotation=60, ha="right", fontsize=7)
-    ax.set_yticks(range(k), names, fontsize=7)
-    ax.set_xlabel("prediction after attack")
-    ax.set_ylabel("true class")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    acc = metrics.noise_control_accuracy(
+        functools.partial(_predict, clf), attack_set["waves"], attack_set["labels"],
+        snr_db=snr_db, rng=np.random.default_rng(noise_seed), margin=margin)
+    return {"snr_db": snr_db, "accuracy": acc}
 
 
-def _snr_histogram_png(path, snr_by_attack: dict):
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    finite = [v[np.isfinite(v)] for v in snr_by_attack.values()]
-    allv = np.concatenate(finite) if finite else np.zeros(0)
-    if allv.size:
-        bins = np.linspace(allv.min() - 1, allv.max() + 1, 30)
-        for (name, _), v in zip(snr_by_attack.items(), finite):
-            if v.size:
-                ax.hist(v, bins=bins, histtype="step", linewidth=1.5, label=f"{name} (n={v.size})")
-        ax.legend(fontsize=8)
-    ax.set_xlabel("SNR of successful adversaries (dB)")
-    ax.set_ylabel("clips")
-    ax.set_title("SNR histogram (all seeds)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+def wav_stage(stage_dir, *, run, clf, rate):
+    """Write every adversarial of ``run`` as a 16-bit WAV, read it back, classify it again."""
+    from jaxaudio import data
+
+    adv = data.pcm16_to_float(run["adversarial_pcm"])
+    with tempfile.TemporaryDirectory(dir=stage_dir) as tmp:
+        back = []
+        for i, a in enumerate(adv):
+            path = data.save_wav(pathlib.Path(tmp) / f"{i:04d}.wav", a, rate, subtype="PCM_16")
+            back.append(data.load_audio(path, sample_rate=rate)[0])
+        back = np.stack(back).astype(np.float32)
+    pred = _predict(clf, back)
+    target, labels = run["target"], run["labels"]
+    success = np.where(target >= 0, pred == target, pred != labels)
+    return {"wav_success_rate": float(success.mean()),
+            "wav_accuracy_after": float((pred == labels).mean()),
+            "wav_flipped_back": int(np.sum(run["success"] & ~success)),
+            "wav_files": int(len(adv)),
+            "max_abs_change_on_save": float(np.abs(back - adv).max())}
 
 
-def _sweep_png(path, epsilons, success, accuracy, snr_mean):
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    ax.semilogx(epsilons, success, marker="o", label="success rate")
-    ax.semilogx(epsilons, accuracy, marker="s", label="accuracy after")
-    ax.set_xlabel("FGSM eps (full scale = 1)")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_ylabel("fraction of clips")
-    ax2 = ax.twinx()
-    ax2.semilogx(epsilons, [np.nan if s is None else s for s in snr_mean], color="gray",
-                 linestyle="--", marker=".", label="mean SNR (dB)")
-    ax2.set_ylabel("mean SNR of successes (dB)", color="gray")
-    ax.legend(loc="center left", fontsize=8)
-    ax.set_title("FGSM: success vs eps (one compiled sweep)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+# ---------------------------------------------------------------------------------- analysis
+def sweep_entries(sweep, labels, epsilons) -> dict:
+    """``fgsm@<eps>`` entries of results.json from the FGSM sweep at ``epsilons``."""
+    from jaxaudio.metrics import finite_stats
+
+    entries = {}
+    for j, eps in enumerate(epsilons):
+        s = sweep["success"][j]
+        snr = finite_stats(sweep["snr_db"][j][s])
+        entries[f"fgsm@{eps:g}"] = {
+            "success_rate": float(s.mean()),
+            "accuracy_after": float((sweep["adversarial_prediction"][j] == labels).mean()),
+            "snr_db_mean": snr["mean"], "snr_db_std": snr["std"], "snr_db_median": snr["median"],
+            "iterations_mean": 1.0 if s.any() else None, "n": int(len(labels)),
+            "targeted": False, "seconds": float(sweep["seconds"]) / len(sweep["epsilons"]),
+            "settings": {"eps": float(eps)}}
+    return entries
 
 
-def _listening_examples(out_dir: pathlib.Path, name: str, waves, run: dict, names, rate: int,
-                        count: int) -> list[dict]:
-    """Original / adversarial / amplified perturbation WAVs of the first successful clips."""
+def listening_examples(out: pathlib.Path, name: str, waves, run, names, rate: int,
+                       count: int) -> list:
+    """Original / adversarial / amplified perturbation WAVs of the first successful clips that
+    needed at least one step (``audio/<attack>/clipNNN_*.wav``)."""
     from jaxaudio.data import pcm16_to_float, save_wav
 
     clips = np.flatnonzero(run["clip_mask"])
     adv = pcm16_to_float(run["adversarial_pcm"])
-    chosen = [i for i in np.flatnonzero(run["success"]) if run["iterations"][i] > 0][:count]
     examples = []
-    for i in chosen:
-        x = waves[clips[i]]
-        delta = adv[i] - x
+    for i in [i for i in np.flatnonzero(run["success"]) if run["iterations"][i] > 0][:count]:
+        x, delta = waves[clips[i]], adv[i] - waves[clips[i]]
         peak = float(np.abs(delta).max())
         gain = 1.0 if peak == 0 else float(10 ** math.floor(math.log10(0.5 / peak)))
-        true_name = names[run["labels"][i]]
-        adv_name = names[run["adversarial_prediction"][i]]
-        stem = f"clip{int(clips[i]):03d}"
-        folder = out_dir / "audio" / name
+        true_name, adv_name = names[run["labels"][i]], names[run["adversarial_prediction"][i]]
+        stem, folder = f"clip{int(clips[i]):03d}", out / "audio" / name
         save_wav(folder / f"{stem}_original_{true_name}.wav", x, rate)
         save_wav(folder / f"{stem}_adversarial_{adv_name}.wav", adv[i], rate)
         save_wav(folder / f"{stem}_perturbation_x{gain:g}.wav", np.clip(gain * delta, -1, 1),
                  rate)
+        snr = float(run["snr_db"][i])
         examples.append({"clip": int(clips[i]), "true": true_name, "adversarial": adv_name,
-                         "snr_db": _json_float(run["snr_db"][i]),
-                         "perturbation_gain": gain,
-                         "perturbation_gain_db": 20 * math.log10(gain)})
+                         "snr_db": snr if math.isfinite(snr) else None,
+                         "perturbation_gain": gain, "perturbation_gain_db": 20 * math.log10(gain)})
     return examples
 
 
-# ----------------------------------------------------------------------------------------------
-# The study
-# ----------------------------------------------------------------------------------------------
-def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
-        progress: bool = True, seeds: Optional[int] = None,
-        num_clips: Optional[int] = None, attacks=None) -> dict:
-    """Run the instrument attack study; write results, figures, audio and the report to ``out``.
+def save_arrays(out: pathlib.Path, aset, runs: dict, sweep) -> None:
+    """The arrays every figure of the report is drawn from (``arrays/*.npz``)."""
+    from jaxaudio.metrics import finite_stats
 
-    Args:
-      out: output folder (created).
-      preset: ``"smoke"``, ``"demo"`` or ``"paper"`` (:data:`STUDY_PRESETS`; the classifier's
-        sizes come from :data:`jaxaudio.tasks.PRESET_TABLE`).
-      seed: data split / subset seed and base of the attack seeds.
-      data: FSDKaggle2019 root (``None`` = synthetic instruments).
-      model: a saved :class:`~jaxaudio.models.Classifier` directory (``None`` = train one).
-      progress: tqdm bars.
-      seeds: override the preset's number of runs of the stochastic attacks (>= 1).
-      num_clips: override the preset's number of attacked clips (>= 1).
-      attacks: names from :data:`ATTACKS` to run (``None`` = all). ``results["attacks"]``,
-        the figures and the report then cover only those; the FGSM eps sweep runs with
-        ``"fgsm"``. Cached runs of the others are kept for a later full run.
+    arrays = out / "arrays"
+    arrays.mkdir(parents=True, exist_ok=True)
+    confusion = {"clean_labels": aset["labels"], "clean_prediction": aset["clean_prediction"]}
+    for name, rs in runs.items():
+        confusion[f"{name}_labels"] = rs[0]["labels"]
+        confusion[f"{name}_prediction"] = rs[0]["adversarial_prediction"]
+    np.savez_compressed(arrays / "confusion.npz", **confusion)
+    np.savez_compressed(arrays / "snr.npz", **{
+        name: np.concatenate([r["snr_db"][r["success"]] for r in rs])
+        for name, rs in runs.items()})
+    if sweep is not None:
+        labels = aset["labels"]
+        snr = [finite_stats(sweep["snr_db"][j][sweep["success"][j]])["mean"]
+               for j in range(len(sweep["epsilons"]))]
+        np.savez_compressed(arrays / "fgsm_sweep.npz", epsilons=sweep["epsilons"],
+                            success_rate=sweep["success"].mean(1),
+                            accuracy_after=(sweep["adversarial_prediction"] == labels).mean(1),
+                            snr_db_mean=np.array([np.nan if s is None else s for s in snr]))
 
-    Returns:
-      The results dict (also written to ``out/results.json``).
-    """
-    from tqdm.auto import tqdm
 
-    from jaxaudio import report, tasks
-    from jaxaudio.attacks import DEFAULT_FFT_SIZES
+# --------------------------------------------------------------------------------- the study
+def _attack_plan(sp: StudyPreset, selected, *, seed: int, target_index: int) -> list:
+    """``(name, seed index, stage settings)`` of every attack run: exactly its own settings."""
+    kwargs = {"fgsm": {"eps": sp.fgsm_eps}, "pgd": dict(sp.pgd, slots=sp.slots),
+              "cw": dict(sp.cw, slots=sp.slots, target=target_index),
+              "cw_random": dict(sp.cw, slots=sp.slots, target="random"),
+              "mscw": dict(sp.mscw, slots=sp.slots, target="random")}
+    return [(name, k, {"attack": name, "seed_index": k, "kwargs": kwargs[name],
+                       "key": (1000 * seed + 17 * k + ATTACKS.index(name)
+                               if name in STOCHASTIC else None),
+                       "keep_adversarial": k == 0})
+            for name in selected for k in range(sp.seeds if name in SEEDED_RUNS else 1)]
 
+
+def _classifier(runner, out: pathlib.Path, *, preset, seed, data, model, progress):
+    """Load ``model``, or train one in the ``model`` stage (resumable)."""
+    from jaxaudio import tasks
+    from jaxaudio.models import Classifier
+
+    if model is not None:
+        return Classifier.load(model), {"source": "loaded", "path": str(model)}
+    dataset = _dataset_name(data)
+    trained = runner.stage(
+        "model", train_stage, settings={"dataset": dataset, "preset": preset, "seed": seed},
+        context={"progress": progress, "train_dir": out / "train" / f"{preset}-seed{seed}",
+                 "load_train": lambda: tasks.load_split(dataset, "train", preset_name=preset,
+                                                        seed=seed, data=data)})
+    path = trained.path / "model"
+    info = {"source": "trained" if trained.computed else "trained earlier", "path": str(path),
+            "epochs": trained["epochs"], "seconds": trained["seconds"]}
+    return Classifier.load(path), info
+
+
+def _dataset_name(data) -> str:
+    return "synth-instruments" if data is None else "fsdkaggle2019"
+
+
+def _preset(preset, *, seeds, num_clips, overrides) -> StudyPreset:
     if preset not in STUDY_PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {tuple(STUDY_PRESETS)}")
     sp = STUDY_PRESETS[preset]
-    if seeds is not None:
-        if int(seeds) != seeds or seeds < 1:
-            raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
-        sp = dataclasses.replace(sp, seeds=int(seeds))
-    if num_clips is not None:
-        if int(num_clips) != num_clips or num_clips < 1:
-            raise ValueError(f"num_clips must be an integer >= 1, got {num_clips!r}")
-        sp = dataclasses.replace(sp, num_clips=int(num_clips))
+    for name, value in (("seeds", seeds), ("num_clips", num_clips)):
+        if value is not None:
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+            sp = dataclasses.replace(sp, **{name: int(value)})
+    return apply_overrides(sp, overrides)
+
+
+def _controls(stage, sp: StudyPreset, runs: dict, aset, clf, *, seed: int):
+    """Per attack: its summary, the white-noise control at its mean SNR and the WAV check
+    (stages of their own, so an attack's rerun redoes only its own controls)."""
+    from jaxaudio import metrics
+
+    summary, noise_control = {}, {}
+    for name, rs in runs.items():
+        max_its = 1 if name == "fgsm" else getattr(sp, "cw" if name == "cw_random" else name)[
+            "max_iterations"]
+        summary[name] = metrics.attack_summary(rs, targeted=name in TARGETED,
+                                               max_iterations=max_its)
+        level = summary[name]["snr_db_mean"]
+        noise = {"snr_db": None, "accuracy": None}
+        if level is not None:
+            noise = stage(f"noise_{name}", noise_stage, inputs={"attack_set": aset},
+                          context={"clf": clf}, settings={
+                              "snr_db": level, "margin": MARGIN,
+                              "noise_seed": [seed, 12345, ATTACKS.index(name)]})
+            summary[name]["noise_control_accuracy"] = noise["accuracy"]
+        wav = stage(f"wav_{name}", wav_stage, inputs={"run": rs[0]}, context={"clf": clf},
+                    settings={"rate": int(aset["rate"])})
+        summary[name].update({k: wav[k] for k in wav.keys()},
+                             success_rate_seed0=float(rs[0]["success"].mean()))
+        noise_control[name] = {"snr_db": noise["snr_db"], "accuracy": noise["accuracy"]}
+    return summary, noise_control
+
+
+def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
+        progress: bool = True, seeds: Optional[int] = None, num_clips: Optional[int] = None,
+        attacks=None, overrides: Optional[Sequence[str]] = None) -> dict:
+    """Run the study into ``out`` (stages under ``out/stages``); returns the results dict.
+
+    ``preset`` of :data:`STUDY_PRESETS`; ``seed`` the data split / subset seed and base of the
+    attack seeds; ``data`` an FSDKaggle2019 root (None = synthetic); ``model`` a saved
+    classifier (None = train one); ``seeds``/``num_clips`` override the preset's; ``attacks``
+    a selection of :data:`ATTACKS` (the FGSM sweep runs with ``"fgsm"``); ``overrides`` the
+    ``--set ATTACK.KEY=VALUE`` items (:func:`apply_overrides`).
+    """
+    from jaxaudio import report, tasks
+    from jaxaudio.pipeline import Runner, atomic_write_text
+
+    sp = _preset(preset, seeds=seeds, num_clips=num_clips, overrides=overrides)
     selected = _selected_attacks(attacks)
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-
-    clf, model_info = _classifier(out, preset=preset, seed=seed, data=data, model=model,
+    dataset = _dataset_name(data)
+    runner = Runner(out / "stages", progress=progress,
+                    depends={"data": "synthetic" if data is None else str(data)})
+    clf, model_info = _classifier(runner, out, preset=preset, seed=seed, data=data, model=model,
                                   progress=progress)
-    cache = out / "cache" / _cache_key(sp, seed=seed, data=data, clf=clf)
     if clf.task != "multiclass":
         raise ValueError(f"the instrument study needs a multiclass classifier, got task "
                          f"{clf.task!r} ({model_info['path']})")
     names = list(clf.label_names)
     if sp.cw_target not in names:
         raise ValueError(f"C&W target {sp.cw_target!r} is not a class of the model {names}")
-    target_index = names.index(sp.cw_target)
-    dataset = _dataset_name(data)
-    test_set = tasks.load_split(dataset, "test", preset_name=preset, seed=seed, data=data)
-
-    clean_path = cache / "clean.json"
-    if clean_path.is_file():
-        clean = json.loads(clean_path.read_text())
-    else:
-        clean = tasks.evaluate_clips(clf, test_set)
-        cache.mkdir(parents=True, exist_ok=True)
-        clean_path.write_text(json.dumps(clean))
-
-    waves, labels, chosen, rate = _attack_set(clf, test_set, sp, seed)
-    clean_pred = _predict(clf, waves)
-    margin = 2048
-
-    # ---- attacks ------------------------------------------------------------------------
-    plan = [(name, k) for name in selected
-            for k in range(sp.seeds if name in STOCHASTIC else 1)]
-    runs: dict[str, list[dict]] = {name: [] for name in selected}
-    bar = tqdm(plan, desc="attacks", disable=not progress, unit="run")
-    for name, k in bar:
-        bar.set_postfix_str(f"{name} seed {k}")
-        runs[name].append(_run_attack(name, k, clf, waves, labels, sp, seed=seed,
-                                      target_index=target_index, cache=cache,
-                                      keep_adversarial=(k == 0)))
-    max_its = {"fgsm": 1, "pgd": sp.pgd["max_iterations"], "cw": sp.cw["max_iterations"],
-               "cw_random": sp.cw["max_iterations"], "mscw": sp.mscw["max_iterations"]}
-    settings = {"fgsm": {"eps": sp.fgsm_eps}, "pgd": dict(sp.pgd, random_start=True),
-                "cw": dict(sp.cw, target=sp.cw_target), "cw_random": dict(sp.cw, target="random"),
-                "mscw": dict(sp.mscw, target="random",
-                             fft_sizes=list(DEFAULT_FFT_SIZES))}
-    summary = {name: _summarise(runs[name], targeted=name in ("cw", "cw_random", "mscw"),
-                                max_iterations=max_its[name]) for name in selected}
-    for name in selected:
-        summary[name]["settings"] = settings[name]
-        summary[name]["published"] = PUBLISHED[name]
-
-    # ---- FGSM sweep (one compiled call) -----------------------------------------------
-    sweep_success, sweep_acc, sweep_snr = [], [], []
-    if "fgsm" in selected:
-        sweep = _fgsm_sweep(clf, waves, labels, sp, cache)
-        for j, eps in enumerate(sp.fgsm_epsilons):
-            s = sweep["success"][j]
-            snr = _stats(sweep["snr_db"][j][s])
-            accuracy = float((sweep["adversarial_prediction"][j] == labels).mean())
-            entry = {"success_rate": float(s.mean()), "accuracy_after": accuracy,
-                     "snr_db_mean": snr["mean"], "snr_db_std": snr["std"],
-                     "snr_db_median": snr["median"], "iterations_mean": 1.0 if s.any() else None,
-                     "n": int(len(labels)), "targeted": False,
-                     "seconds": float(sweep["seconds"]) / len(sp.fgsm_epsilons),
-                     "settings": {"eps": float(eps)}}
-            summary[f"fgsm@{eps:g}"] = entry
-            sweep_success.append(entry["success_rate"])
-            sweep_acc.append(entry["accuracy_after"])
-            sweep_snr.append(entry["snr_db_mean"])
-
-    # ---- white-noise control ------------------------------------------------------------
-    noise_control = {}
-    for name in selected:
-        level = summary[name]["snr_db_mean"]
-        if level is None:
-            noise_control[name] = {"snr_db": None, "accuracy": None}
-            continue
-        # One generator per attack: the same noise whichever attacks are selected.
-        noise_rng = np.random.default_rng([seed, 12345, ATTACKS.index(name)])
-        noisy = _white_noise_at(waves, level, noise_rng, margin)
-        acc = float((_predict(clf, noisy) == labels).mean())
-        noise_control[name] = {"snr_db": level, "accuracy": acc}
-        summary[name]["noise_control_accuracy"] = acc
-
-    # ---- success re-measured on 16-bit WAV files ---------------------------------------
-    wav_path = cache / "wav_check.json"
-    wav_check = json.loads(wav_path.read_text()) if wav_path.is_file() else {}
-    for name in tqdm(selected, desc="WAV check", disable=not progress):
-        if name not in wav_check:
-            wav_check[name] = _wav_check(clf, waves, runs[name][0], rate, cache / "tmp")
-            wav_path.write_text(json.dumps(wav_check, indent=2))
-        summary[name].update(wav_check[name])
-        summary[name]["success_rate_seed0"] = float(runs[name][0]["success"].mean())
-
-    # ---- figures and listening examples -----------------------------------------------
-    figures = out / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    listening = {}
-    for name in selected:
-        r = runs[name][0]
-        _confusion_png(figures / f"confusion_{name}.png", r["labels"],
-                       r["adversarial_prediction"], names,
-                       f"{name}: confusion after attack (seed 0, n={len(r['labels'])})")
-        listening[name] = _listening_examples(out, name, waves, r, names, rate,
-                                              sp.listening_examples)
-    _confusion_png(figures / "confusion_clean.png", labels, clean_pred, names,
-                   f"clean excerpts (n={len(labels)})")
-    _snr_histogram_png(figures / "snr_histogram.png",
-                       {n: np.concatenate([r["snr_db"][r["success"]] for r in runs[n]])
-                        for n in selected if n != "fgsm"})
-    if "fgsm" in selected:
-        _sweep_png(figures / "fgsm_success_vs_eps.png", list(sp.fgsm_epsilons), sweep_success,
-                   sweep_acc, sweep_snr)
-
-    results = {
-        "study": NAME,
-        "title": "Study 1: end-to-end waveform attacks on the instrument classifier",
-        "preset": preset,
-        "seed": seed,
-        "dataset": dataset,
-        "model": model_info,
-        "clean_accuracy": float(clean["accuracy"]),
-        "clean_accuracy_note": "clip level on the whole test split (the classifier's "
-                               "half-overlapping windows, mean logits)",
-        "clean_accuracy_attacked": float((clean_pred == labels).mean()),
-        "chance": 1.0 / len(names),
-        "attacked_clips": {
-            "n": int(len(labels)), "clip_indices": chosen.tolist(),
-            "samples": int(waves.shape[1]), "seconds": waves.shape[1] / rate,
-            "sample_rate": rate,
-            "unit": "one excerpt per test clip (centre of a long clip, circular tiling of a "
-                    "short one), on the 16-bit grid; accuracy_after is measured on these, "
-                    "clean_accuracy_attacked is their clean accuracy",
-        },
-        "method": {
-            "quantize_16bit": True, "early_stopping": "per example, slot refill "
-            f"({sp.slots} slots)", "snr_region": f"without the first and last {margin} samples",
-            "success": "untargeted: prediction != true label; targeted: prediction == target; "
-                       "measured on exactly the returned adversarial",
-            "statistics": "success_rate / accuracy_after: mean (± std) over seeds; SNR and "
-                          "iterations over the successful adversaries of all seeds",
-            "cw_fixed_target": sp.cw_target,
-        },
-        "preset_deviations_from_paper": list(sp.deviations),
-        "attacks": summary,
-        "noise_control": noise_control,
-        "attacks_run": list(selected),
-        "fgsm_sweep": None if "fgsm" not in selected else {
-            "epsilons": [float(e) for e in sp.fgsm_epsilons], "success_rate": sweep_success,
-            "accuracy_after": sweep_acc, "snr_db_mean": sweep_snr},
-        "listening_examples": listening,
-        "published": PUBLISHED,
-        "seconds": time.perf_counter() - t_start,
-    }
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    report.register_section(NAME, render_section)
+    split = {"dataset": dataset, "preset": preset, "seed": seed}
+    ctx = {"clf": clf, "load_test": functools.cache(lambda: tasks.load_split(
+        dataset, "test", preset_name=preset, seed=seed, data=data))}
+    stage = functools.partial(runner.stage, depends={"model": clf.fingerprint()})
+    clean = stage("clean", clean_stage, settings=split, context=ctx)
+    aset = stage("attack_set", attack_set_stage, context=ctx, settings=dict(
+        split, num_clips=sp.num_clips, clip_seconds=sp.clip_seconds))
+    on_set = {"inputs": {"attack_set": aset}, "context": {"clf": clf}}
+    runs = {name: [] for name in selected}
+    for name, k, settings in _attack_plan(sp, selected, seed=seed,
+                                          target_index=names.index(sp.cw_target)):
+        runs[name].append(stage(f"attack_{name}", attack_stage, settings=settings, **on_set,
+                                label=f"attack {name} seed {k}"))
+    sweep = None if "fgsm" not in selected else stage(
+        "fgsm_sweep", fgsm_sweep_stage, settings={"epsilons": list(sp.fgsm_epsilons)}, **on_set)
+    summary, noise_control = _controls(stage, sp, runs, aset, clf, seed=seed)
+    save_arrays(out, aset, runs, sweep)
+    listening = {name: listening_examples(out, name, aset["waves"], runs[name][0], names,
+                                          int(aset["rate"]), sp.listening_examples)
+                 for name in selected}
+    results = _results(sp, summary, noise_control, sweep, aset, names, listening,
+                       preset=preset, seed=seed, dataset=dataset, model=model_info,
+                       clean_accuracy=float(clean["accuracy"]))
+    results["stages"] = runner.summary()
+    results["seconds"] = time.perf_counter() - t_start
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2))
     report.write_report(out)
     return results
 
 
-# ----------------------------------------------------------------------------------------------
-# Report section
-# ----------------------------------------------------------------------------------------------
-def _f(v, digits=3) -> str:
-    if v is None:
-        return "–"
-    return f"{v:.{digits}f}"
+def _headline(summary: dict, clean_attacked: float, n: int) -> str:
+    name = next((a for a in ("pgd", "cw_random", "mscw", "cw", "fgsm") if a in summary), None)
+    if name is None:
+        return ""
+    e, snr = summary[name], summary[name]["snr_db_mean"]
+    return (f"{name}: success {e['success_rate']:.2f} on {n} excerpts (clean accuracy "
+            f"{clean_attacked:.2f}), mean SNR " + ("–" if snr is None else f"{snr:.1f} dB")
+            + f"; white noise at that SNR leaves accuracy "
+            + ("–" if e.get("noise_control_accuracy") is None
+               else f"{e['noise_control_accuracy']:.2f}"))
 
 
-def render_section(results: dict, out_dir: pathlib.Path) -> str:
-    """The study's table (measured next to published) for ``report.html``."""
-    esc = html.escape
-    a = results["attacks"]
-    rows = []
-    labels = {"fgsm": "FGSM", "pgd": "PGD", "cw": f"C&W → {results['method']['cw_fixed_target']}",
-              "cw_random": "C&W → random other", "mscw": "multi-scale C&W"}
-    for name in [n for n in ATTACKS if n in a]:
-        e = a[name]
-        pub = e.get("published", {})
-        snr = "–" if e["snr_db_mean"] is None else (
-            f"{e['snr_db_mean']:.1f} ± {e['snr_db_std']:.1f}")
-        settings = ", ".join(f"{k} {v}" for k, v in e["settings"].items() if k != "fft_sizes")
-        rows.append(
-            "<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in (
-                labels[name], settings,
-                f"{_f(e['success_rate'])} ± {_f(e['success_rate_std'])}",
-                f"{_f(e['accuracy_after'])} ± {_f(e['accuracy_after_std'])}",
-                snr, _f(e["snr_db_median"], 1), _f(e["iterations_median"], 0),
-                _f(e.get("noise_control_accuracy")), _f(e.get("wav_success_rate")),
-                f"{e['seconds']:.0f}", e["seeds"],
-                pub.get("accuracy_after", ""), pub.get("snr_db_mean", ""),
-                pub.get("iterations_median", ""),
-            )) + "</tr>")
-    head = ("attack", "settings", "success rate", "accuracy after", "mean SNR ± std (dB)",
-            "median SNR", "median iterations", "noise at mean SNR: accuracy",
-            "success on WAV", "seconds", "seeds", "published accuracy after",
-            "published mean SNR", "published median iterations")
-    dev = "".join(f"<li>{esc(d)}</li>" for d in results.get("preset_deviations_from_paper", []))
-    return (
-        "<h2>Attacks on the instrument classifier (REFERENCE.md §1)</h2>"
-        f"<p>Clean accuracy {results['clean_accuracy']:.3f} on the test split "
-        f"(published: {PUBLISHED['clean_accuracy']}); attacked: "
-        f"{results['attacked_clips']['n']} excerpts of "
-        f"{results['attacked_clips']['seconds']:.2f} s, clean accuracy "
-        f"{results['clean_accuracy_attacked']:.3f}; chance {results['chance']:.3f}. "
-        "Success and accuracy: mean ± std over seeds; SNR and iterations over the successful "
-        "adversaries. The noise column adds white noise at each attack's mean SNR: if the "
-        "adversaries worked by their energy, it would hurt as much. Published: "
-        f"{esc(PUBLISHED['noise_control'])}.</p>"
-        "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>"
-        + "".join(rows) + "</table>"
-        + (f"<p>Preset deviations from the paper:</p><ul>{dev}</ul>" if dev else "")
-    )
+def _results(sp: StudyPreset, summary, noise_control, sweep, aset, names, listening, *,
+             preset, seed, dataset, model, clean_accuracy) -> dict:
+    """results.json (numbers; the keys of the pre-stage study kept)."""
+    from jaxaudio.attacks import DEFAULT_FFT_SIZES
+
+    settings = {"fgsm": {"eps": sp.fgsm_eps}, "pgd": dict(sp.pgd, random_start=True),
+                "cw": dict(sp.cw, target=sp.cw_target), "cw_random": dict(sp.cw, target="random"),
+                "mscw": dict(sp.mscw, target="random", fft_sizes=list(DEFAULT_FFT_SIZES))}
+    attacks = {name: dict(e, settings=settings[name], published=PUBLISHED[name])
+               for name, e in summary.items()}
+    labels, waves, rate = aset["labels"], aset["waves"], int(aset["rate"])
+    if sweep is not None:
+        attacks.update(sweep_entries(sweep, labels, sp.fgsm_epsilons))
+    clean_attacked = float((aset["clean_prediction"] == labels).mean())
+    return {
+        "study": NAME, "title": TITLE, "preset": preset, "seed": seed, "dataset": dataset,
+        "headline": _headline(summary, clean_attacked, len(labels)),
+        "model": model, "label_names": names, "clean_accuracy": clean_accuracy,
+        "clean_accuracy_note": "clip level on the whole test split (the classifier's "
+                               "half-overlapping windows, mean logits)",
+        "clean_accuracy_attacked": clean_attacked, "chance": 1.0 / len(names),
+        "attacked_clips": {
+            "n": int(len(labels)), "clip_indices": aset["chosen"].tolist(),
+            "samples": int(waves.shape[1]), "seconds": waves.shape[1] / rate, "sample_rate": rate,
+            "unit": "one excerpt per test clip (centre of a long clip, circular tiling of a "
+                    "short one), on the 16-bit grid; accuracy_after is measured on these, "
+                    "clean_accuracy_attacked is their clean accuracy"},
+        "method": {
+            "quantize_16bit": True,
+            "early_stopping": f"per example, slot refill ({sp.slots} slots)",
+            "snr_region": f"without the first and last {MARGIN} samples",
+            "success": "untargeted: prediction != true label; targeted: prediction == target; "
+                       "measured on exactly the returned adversarial",
+            "statistics": "success_rate / accuracy_after: mean (± std) over seeds; SNR and "
+                          "iterations over the successful adversaries of all seeds",
+            "cw_fixed_target": sp.cw_target},
+        "preset_deviations_from_paper": list(sp.deviations),
+        "attacks": attacks, "noise_control": noise_control, "attacks_run": list(summary),
+        "fgsm_sweep": None if sweep is None else {
+            "epsilons": [float(e) for e in sp.fgsm_epsilons],
+            "success_rate": [attacks[f"fgsm@{e:g}"]["success_rate"] for e in sp.fgsm_epsilons],
+            "accuracy_after": [attacks[f"fgsm@{e:g}"]["accuracy_after"]
+                               for e in sp.fgsm_epsilons],
+            "snr_db_mean": [attacks[f"fgsm@{e:g}"]["snr_db_mean"] for e in sp.fgsm_epsilons]},
+        "listening_examples": listening, "published": PUBLISHED,
+    }
