@@ -72,29 +72,12 @@ def write_report(out_dir: str | os.PathLike, *, title: str | None = None) -> Pat
     module = _page_module(results.get("study"))
     if module is not None:
         body = module.render(out_dir, results) + page.raw_numbers(results)
-    elif results.get("study") in _LEGACY_SECTIONS:  # transitional, see register_section
-        section = _LEGACY_SECTIONS[results["study"]](results, out_dir)
-        body = (f'<div class="custom">{section}</div>'
-                f"<section><h2>Results</h2>{render_results(results, level=3)}</section>"
-                + page._figures_html(out_dir, page._embedded_sources(section))
-                + page._audio_html(out_dir, page._embedded_sources(section)))
     else:  # a folder of no known study: every number, figure and WAV found there
         body = (f"<section><h2>Results</h2>{render_results(results, level=3)}</section>"
                 + page._figures_html(out_dir) + page._audio_html(out_dir))
     path = out_dir / "report.html"
     path.write_text(page.document(title, body), encoding="utf-8")
     return path
-
-
-_LEGACY_SECTIONS: dict = {}
-
-
-def register_section(study_name: str, render) -> None:
-    """Transitional: a study not yet moved to :data:`STUDY_PAGES` puts its section on top.
-
-    Removed once every study has its page module.
-    """
-    _LEGACY_SECTIONS[study_name] = render
 
 
 def combine_reports(out_dir: str | os.PathLike, children: Mapping[str, str | os.PathLike], *,

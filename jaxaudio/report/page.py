@@ -12,7 +12,6 @@ import html
 import json
 import math
 import os
-import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote
@@ -265,19 +264,8 @@ def _group_heading(folder: str) -> str:
     return "" if folder == "." else f"<h3>{_esc(folder)}/</h3>"
 
 
-def _embedded_sources(html_text: str) -> set[str]:
-    """The ``src`` attributes of the images and players a study's own section already shows."""
-    return set(re.findall(r'\bsrc="([^"]+)"', html_text))
-
-
-def _without(groups: dict, out_dir: Path, skip: set[str]) -> dict:
-    kept = {folder: [p for p in files if _href(p, out_dir) not in skip]
-            for folder, files in groups.items()}
-    return {folder: files for folder, files in kept.items() if files}
-
-
-def _figures_html(out_dir: Path, skip: set[str] = frozenset()) -> str:
-    groups = _without(_files_by_folder(out_dir, (".png",)), out_dir, skip)
+def _figures_html(out_dir: Path) -> str:
+    groups = _files_by_folder(out_dir, (".png",))
     if not groups:
         return ""
     parts = ["<section><h2>Figures</h2>"]
@@ -293,8 +281,8 @@ def _figures_html(out_dir: Path, skip: set[str] = frozenset()) -> str:
     return "".join(parts)
 
 
-def _audio_html(out_dir: Path, skip: set[str] = frozenset()) -> str:
-    groups = _without(_files_by_folder(out_dir, (".wav",)), out_dir, skip)
+def _audio_html(out_dir: Path) -> str:
+    groups = _files_by_folder(out_dir, (".wav",))
     if not groups:
         return ""
     parts = ["<section><h2>Listening examples</h2>"]
@@ -309,14 +297,6 @@ def _audio_html(out_dir: Path, skip: set[str] = frozenset()) -> str:
             )
     parts.append("</section>")
     return "".join(parts)
-
-
-def _page(title: str, body: str) -> str:
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{_esc(title)}</title><style>{_CSS}</style></head>\n"
-        f"<body><h1>{_esc(title)}</h1>\n{body}\n</body></html>\n"
-    )
 
 
 def _read_results(path: Path) -> dict:
