@@ -404,6 +404,94 @@ def summarize_noise_equivalent(rates, curves: np.ndarray, references: np.ndarray
             "from_mean_curve_status": s_mean, "note": note}
 
 
+def seed_mean_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (``ddof=1``; 0 for one value) of per-seed figures."""
+    values = np.asarray(values, np.float64)
+    std = float(np.std(values, ddof=1)) if values.size > 1 else 0.0
+    return float(np.mean(values)), std
+
+
+def seed_curves(per_seed: Mapping[str, np.ndarray]) -> dict:
+    """Mean ± sample std over seeds of metric-vs-rate curves.
+
+    Parameters
+    ----------
+    per_seed : mapping metric -> array [shape=(S, R)]
+        Each metric at every rate (columns) for every seed (rows).
+
+    Returns
+    -------
+    dict
+        Per metric ``m``: ``{m}_mean`` and ``{m}_std`` (lists of ``R``; std ``ddof=1``, zeros
+        for one seed) and ``{m}_per_seed`` (``S`` lists of ``R``).
+    """
+    out = {}
+    for m, values in per_seed.items():
+        values = np.asarray(values)
+        out[f"{m}_mean"] = values.mean(0).tolist()
+        out[f"{m}_std"] = ([float(x) for x in values.std(0, ddof=1)]
+                           if len(values) > 1 else [0.0] * values.shape[1])
+        out[f"{m}_per_seed"] = values.tolist()
+    return out
+
+
+def label_noise_summary(rates, curves: Mapping[str, Mapping[str, np.ndarray]],
+                        sets: Mapping[str, Mapping[str, np.ndarray]], *, num_train: Mapping,
+                        labels_changed, curve_info: Mapping[str, dict], reference: str = "ce",
+                        headline_metric: str = "accuracy") -> dict:
+    """The label-noise study's results: corruption curves, training sets, noise-equivalent p.
+
+    Parameters
+    ----------
+    rates : [shape=(R,)] corruption rates, starting at 0.
+    curves : mapping loss -> metric -> array [shape=(S, R)]
+        Per-seed test metrics of the models trained on curated labels corrupted at each rate,
+        one curve per loss; ``curves[reference]`` (cross-entropy) is the corruption curve and
+        its ``p = 0`` column is the curated-only training set.
+    sets : mapping training set -> metric -> array [shape=(S,)]
+        Per-seed test metrics of the other training sets (e.g. ``noisy``, ``curated+noisy``).
+    num_train : mapping training set -> int
+        Training clips of ``curated`` and of every set in ``sets``.
+    labels_changed : [shape=(R,)] labels changed at each rate.
+    curve_info : mapping loss -> dict
+        Descriptive fields appended to each curve (label, loss function, ...).
+
+    Returns
+    -------
+    dict
+        ``corruption`` (the reference curve), ``robust`` (the other curves), ``curated`` and
+        one entry per set (``num_train``, ``{m}_mean``/``_std``/``_per_seed``),
+        ``noise_equivalent_p``/``_std`` of ``headline_metric`` per set,
+        ``noise_equivalent_p_detail`` (:func:`summarize_noise_equivalent` per metric and set)
+        and ``robust_gain_accuracy`` (each robust curve minus the reference, in accuracy).
+    """
+    rates = list(rates)
+    changed = [int(c) for c in labels_changed]
+    curve = {loss: dict({"p": rates, "loss": loss}, **seed_curves(per_metric),
+                        labels_changed=changed, **curve_info[loss])
+             for loss, per_metric in curves.items()}
+    out = {"corruption": curve[reference],
+           "robust": {loss: c for loss, c in curve.items() if loss != reference}}
+    clean = {m: np.asarray(v)[:, 0] for m, v in curves[reference].items()}
+    for name, per_metric in dict({"curated": clean}, **sets).items():
+        entry = {"num_train": int(num_train[name])}
+        for m, values in per_metric.items():
+            values = np.asarray(values).tolist()
+            entry[f"{m}_mean"], entry[f"{m}_std"] = seed_mean_std(values)
+            entry[f"{m}_per_seed"] = values
+        out[name] = entry
+    detail = {m: {name: summarize_noise_equivalent(rates, np.asarray(curves[reference][m]),
+                                                   np.array(out[name][f"{m}_per_seed"]))
+                  for name in sets} for m in curves[reference]}
+    out["noise_equivalent_p"] = {c: detail[headline_metric][c]["mean"] for c in sets}
+    out["noise_equivalent_p_std"] = {c: detail[headline_metric][c]["std"] for c in sets}
+    out["noise_equivalent_p_detail"] = detail
+    ce_acc = np.array(curve[reference]["accuracy_mean"])
+    out["robust_gain_accuracy"] = {loss: (np.array(c["accuracy_mean"]) - ce_acc).tolist()
+                                   for loss, c in out["robust"].items()}
+    return out
+
+
 # ----------------------------------------------------------------------------- noise control
 
 _measured_snr_db = snr_db  # the functions below take an argument of that name

@@ -15,6 +15,8 @@ never the method.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import pathlib
 from typing import Optional
 
 import jax
@@ -23,6 +25,7 @@ from scipy import ndimage
 
 from jaxaudio import frontend as fe
 from jaxaudio import metrics
+from jaxaudio.batching import map_chunks
 from jaxaudio.data.types import INSTRUMENT_LABELS, ClipDataset, SongDataset
 from jaxaudio.data.windowing import window_dataset
 from jaxaudio.models.classifier import Classifier, init_classifier
@@ -31,6 +34,13 @@ from jaxaudio.train import ClipExcerpts, SongExcerpts, TrainConfig, song_padded
 DATASETS = ("synth-instruments", "synth-voice", "fsdkaggle2019", "jamendo")
 PRESETS = ("smoke", "demo", "paper")
 VOICE_LABELS = ("nosing", "sing")
+#: Synthetic clips per split of the instrument splits when a size is ``None`` (the paper preset
+#: of the label-noise study; the real dataset then uses all its clips).
+SYNTH_INSTRUMENT_SIZES = {"curated": 600, "noisy": 600, "test": 200}
+#: PRNG of :func:`new_instrument_classifier_rbg` (and of the label-noise study's training).
+#: XLA's RngBitGenerator compiles 5-10x faster than threefry on CPU; runs stay deterministic
+#: for a seed on a given backend.
+RBG_PRNG_IMPL = "rbg"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +153,70 @@ def load_split(dataset: str, split: str, *, preset_name: str = "demo", seed: int
     return load_jamendo(data, split=split)
 
 
+def instrument_splits(*, num_curated: Optional[int], num_noisy: Optional[int],
+                      num_test: Optional[int], min_seconds: float, max_seconds: float,
+                      data: Optional[str] = None, seed: int = 0, progress: bool = True) -> dict:
+    """The curated, noisy and test instrument splits (label-noise study) as ``ClipDataset``.
+
+    Synthetic (``data`` None): :func:`~jaxaudio.data.synth_instruments.make_synth_instruments`
+    with data seed ``seed``, ``min_seconds``..``max_seconds`` long clips, a size ``None``
+    meaning :data:`SYNTH_INSTRUMENT_SIZES`. With ``data`` (FSDKaggle2019 root): the clips
+    carrying exactly one of the 12 musical labels, capped at the sizes (CSV order; ``None`` =
+    all). Unlike :func:`load_split` the real curated set is not split: ``test`` is
+    FSDKaggle2019's test set.
+    """
+    caps = {"curated": num_curated, "noisy": num_noisy, "test": num_test}
+    if data is None:
+        from jaxaudio.data.synth_instruments import make_synth_instruments
+
+        return {split: make_synth_instruments(
+                    split=split, num_clips=SYNTH_INSTRUMENT_SIZES[split] if n is None else n,
+                    seed=seed, min_seconds=min_seconds, max_seconds=max_seconds)
+                for split, n in caps.items()}
+    from jaxaudio.data.fsdkaggle import load_fsdkaggle2019
+
+    if not pathlib.Path(data).is_dir():
+        raise ValueError(f"--data must be the FSDKaggle2019 root folder, got {data!r}")
+    return {split: load_fsdkaggle2019(pathlib.Path(data), split=split, single_label=True,
+                                      max_clips=cap, progress=progress)
+            for split, cap in caps.items()}
+
+
+def corrupt_at_rates(labels, *, rates, num_classes: int, seed: int):
+    """``labels`` corrupted at every rate (label-noise study), one derived seed per rate.
+
+    Returns ``(labels, changed)``, both ``(len(rates), len(labels))``: the corrupted class
+    indices and which of them :func:`~jaxaudio.data.corruption.corrupt_labels` changed.
+    """
+    from jaxaudio.data.corruption import corrupt_labels
+
+    out, changed = [], []
+    for p in rates:
+        rate_seed = int(np.random.default_rng([seed, int(round(p * 1000)), 2020]).integers(2 ** 31))
+        lab, ch = corrupt_labels(labels, rate=p, num_classes=num_classes, seed=rate_seed)
+        out.append(lab)
+        changed.append(ch)
+    return np.stack(out), np.stack(changed)
+
+
+def noise_training_set(splits: dict, condition: str, *, corrupted=None):
+    """Waves and stacked targets ``(K, N, C)`` of one label-noise training set.
+
+    ``condition``: ``"curated"`` (then ``corrupted`` holds the ``(K, N)`` corrupted curated
+    labels, one set per model), ``"noisy"`` or ``"curated+noisy"`` (one model, given labels).
+    """
+    if condition == "curated":
+        num_classes = len(splits["curated"].label_names)
+        return (list(splits["curated"].waves),
+                np.eye(num_classes, dtype=np.float32)[np.asarray(corrupted)])
+    parts = {"noisy": ["noisy"], "curated+noisy": ["curated", "noisy"]}.get(condition)
+    if parts is None:
+        raise ValueError(f"unknown training set {condition!r}; use curated, noisy or "
+                         f"curated+noisy")
+    return ([w for s in parts for w in splits[s].waves],
+            np.concatenate([np.asarray(splits[s].targets) for s in parts])[None])
+
+
 def example_source(task: str, dataset, p: Preset, frontend: fe.FrontendConfig):
     if task == "instruments":
         return ClipExcerpts(waves=list(dataset.waves), targets=dataset.targets,
@@ -167,6 +241,35 @@ def new_classifier(task: str, p: Preset, *, seed: int, label_names=None) -> Clas
         excerpt_frames=p.excerpt_frames, key=jax.random.key(seed))
 
 
+def new_instrument_classifier_rbg(*, width: int, excerpt_frames: int, seed: int,
+                                  label_names) -> Classifier:
+    """A fresh average-pool CNN instrument classifier (16 kHz front-end), initialised by one
+    jitted call (cached per shape) from a :data:`RBG_PRNG_IMPL` key (the label-noise study).
+
+    Not :func:`new_classifier`: that one initialises eagerly from a threefry key, so the same
+    ``seed`` gives other weights; both stay, each reproducing its own runs.
+    """
+    frontend = frontend_for("instruments")
+    kwargs = {"num_classes": len(label_names), "width": int(width)}
+    init = _jitted_init(frontend.n_mels, int(excerpt_frames), len(label_names), int(width))
+    variables = jax.device_get(init(jax.random.key(seed, impl=RBG_PRNG_IMPL)))
+    return Classifier(frontend=frontend, model_name="avgpool_cnn", model_kwargs=kwargs,
+                      variables=variables, mean=np.zeros(frontend.n_mels, np.float32),
+                      std=np.ones(frontend.n_mels, np.float32), label_names=tuple(label_names),
+                      task="multiclass", excerpt_frames=int(excerpt_frames))
+
+
+@functools.lru_cache(maxsize=8)
+def _jitted_init(n_mels: int, frames: int, num_classes: int, width: int):
+    import jax.numpy as jnp
+
+    from jaxaudio.models.cnn import AveragePoolCNN
+
+    module = AveragePoolCNN(num_classes=num_classes, width=width)
+    dummy = jnp.zeros((1, n_mels, frames), jnp.float32)
+    return jax.jit(lambda key: module.init(key, dummy, train=False))
+
+
 def train_config(task: str, p: Preset, *, seed: int, epochs: Optional[int] = None,
                  **overrides) -> TrainConfig:
     return TrainConfig(epochs=epochs or p.epochs, batch_size=p.batch_size,
@@ -178,18 +281,6 @@ def train_config(task: str, p: Preset, *, seed: int, epochs: Optional[int] = Non
 # ----------------------------------------------------------------------------------------------
 # Evaluation
 # ----------------------------------------------------------------------------------------------
-def _batched(fn, x: np.ndarray, batch_size: int) -> np.ndarray:
-    """Apply ``fn`` in fixed-size batches (last one padded) so it compiles once."""
-    out = []
-    for i in range(0, len(x), batch_size):
-        chunk = x[i:i + batch_size]
-        n = len(chunk)
-        if n < batch_size:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - n, axis=0)])
-        out.append(np.asarray(fn(chunk))[:n])
-    return np.concatenate(out) if out else np.zeros((0,))
-
-
 def clip_scores(classifier: Classifier, dataset: ClipDataset, *, batch_size: int = 32):
     """Clip-level class probabilities ``(num_clips, num_classes)``.
 
@@ -197,7 +288,7 @@ def clip_scores(classifier: Classifier, dataset: ClipDataset, *, batch_size: int
     for short clips); the clip's logits are the mean of its excerpts' logits.
     """
     windows, owner = window_dataset(list(dataset.waves), length=classifier.excerpt_samples)
-    logits = _batched(classifier.logits, windows.astype(np.float32), batch_size)
+    logits = map_chunks(classifier.logits, windows.astype(np.float32), chunk_size=batch_size)
     summed = np.zeros((len(dataset), logits.shape[-1]))
     np.add.at(summed, owner, logits)
     counts = np.bincount(owner, minlength=len(dataset))[:, None]
@@ -228,7 +319,7 @@ def song_frame_probabilities(classifier: Classifier, wave: np.ndarray, *, frame_
     frames = np.arange(0, 1 + len(wave) // hop, frame_step)
     length = classifier.excerpt_samples
     excerpts = np.stack([padded[f * hop: f * hop + length] for f in frames])
-    logits = _batched(classifier.logits, excerpts, batch_size)
+    logits = map_chunks(classifier.logits, excerpts, chunk_size=batch_size)
     return frames, 1.0 / (1.0 + np.exp(-logits[:, 0]))
 
 

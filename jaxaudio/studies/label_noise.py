@@ -1,19 +1,15 @@
 """Study 2 (REFERENCE.md §2): label noise in the instrument tagger.
 
-The same classifier (average-pool CNN on mel features, front-end inside the train step) is
-trained on **curated** clips only, **noisy** clips only (shifted recording conditions *and*
-wrong labels, like FSDKaggle2019's noisy set), **curated + noisy**, and **curated clips whose
-labels were corrupted** at rates ``p`` (:func:`jaxaudio.data.corruption.corrupt_labels`), with
-cross-entropy and with noise-robust losses (:mod:`jaxaudio.losses`), for several seeds, and
-evaluated on the curated test split (accuracy, lwlrap, macro ROC-AUC; mean ± sample std over
-seeds). "Curated only" *is* the ``p = 0`` cross-entropy run of the corruption curve. The
-noise-equivalent corruption rate (:func:`jaxaudio.metrics.summarize_noise_equivalent`) prices
-the noisy labels in curated labels with ``p`` of them wrong.
+One average-pool CNN (:mod:`jaxaudio.tasks`) is trained on **curated** clips, **noisy** clips
+(shifted recording conditions *and* wrong labels, like FSDKaggle2019's), **curated + noisy**,
+and **curated clips with labels corrupted** at rates ``p``, with cross-entropy and noise-robust
+losses, for several seeds, and evaluated on the curated test split (accuracy, lwlrap, ROC-AUC;
+mean ± sample std over seeds). "Curated only" *is* the ``p = 0`` cross-entropy run. The
+noise-equivalent ``p`` (:func:`jaxaudio.metrics.label_noise_summary`) prices the noisy labels.
 
-Stages (under ``out/stages``): ``data``, ``corruption`` per seed, ``train`` per (training
-set, loss, seed: those models are trained together, then evaluated), ``aggregate``. Adding a
-seed or a robust loss trains only the new models. Outputs: ``results.json``,
-``arrays/curves.npz`` and ``report.html`` (:mod:`jaxaudio.report.label_noise`).
+Stages (``out/stages``): ``data``, ``corruption`` per seed, ``train`` per (training set, loss,
+seed: trained together, then evaluated), ``aggregate``; adding a seed or a robust loss trains
+only the new models. Writes ``results.json``, ``arrays/curves.npz``, ``report.html``.
 """
 
 from __future__ import annotations
@@ -29,6 +25,8 @@ import time
 from typing import Optional, Sequence
 
 import numpy as np
+
+from jaxaudio import tasks
 
 NAME = "label_noise"
 TITLE = "Study 2: label noise in the instrument tagger"
@@ -86,99 +84,31 @@ PRESETS: dict[str, NoisePreset] = {
                          rates=tuple(round(0.1 * i, 1) for i in range(10)), seeds=5,
                          robust=("gce", "bootstrap", "smoothing"), stats_excerpts=512),
 }
-#: Synthetic clip counts of the paper preset (the real dataset uses all its clips).
-PAPER_SYNTH_SIZES = {"curated": 600, "noisy": 600, "test": 200}
-
-#: PRNG of initialisation and dropout. XLA's RngBitGenerator compiles 5-10x faster than
-#: threefry on CPU; runs stay deterministic for a seed on a given backend.
-PRNG_IMPL = "rbg"
-
 #: Every training step is compiled for all losses (a ``lax.switch``), so a training's numbers
 #: do not depend on which robust losses were selected alongside it.
 LOSS_SET = (_CE,) + tuple(spec[:2] for spec in ROBUST_LOSSES.values())
 
-
-def new_classifier(*, width: int, excerpt_frames: int, seed: int, label_names):
-    """A fresh average-pool CNN instrument classifier (16 kHz instrument front-end), its
-    initialisation one jitted call cached per shape with :data:`PRNG_IMPL` keys."""
-    import jax
-
-    from jaxaudio import frontend as fe
-    from jaxaudio.models.classifier import Classifier
-
-    frontend = fe.FrontendConfig.instrument()
-    kwargs = {"num_classes": len(label_names), "width": int(width)}
-    init = _jitted_init(frontend.n_mels, int(excerpt_frames), len(label_names), int(width))
-    variables = jax.device_get(init(jax.random.key(seed, impl=PRNG_IMPL)))
-    return Classifier(frontend=frontend, model_name="avgpool_cnn", model_kwargs=kwargs,
-                      variables=variables, mean=np.zeros(frontend.n_mels, np.float32),
-                      std=np.ones(frontend.n_mels, np.float32), label_names=tuple(label_names),
-                      task="multiclass", excerpt_frames=int(excerpt_frames))
-
-
-@functools.lru_cache(maxsize=8)
-def _jitted_init(n_mels: int, frames: int, num_classes: int, width: int):
-    import jax
-    import jax.numpy as jnp
-
-    from jaxaudio.models.cnn import AveragePoolCNN
-
-    module = AveragePoolCNN(num_classes=num_classes, width=width)
-    dummy = jnp.zeros((1, n_mels, frames), jnp.float32)
-    return jax.jit(lambda key: module.init(key, dummy, train=False))
-
-
-def load_data(preset: NoisePreset, *, preset_name: str, data: Optional[str], seed: int = 0,
-              progress: bool = True) -> dict:
-    """The curated, noisy and test splits as :class:`~jaxaudio.data.types.ClipDataset`.
-
-    Synthetic (default): :func:`~jaxaudio.data.synth_instruments.make_synth_instruments`
-    (data seed ``seed``). With ``data`` (FSDKaggle2019 root): the clips carrying exactly one of
-    the 12 musical labels, capped at the preset's sizes (CSV order).
-    """
-    caps = {"curated": preset.num_curated, "noisy": preset.num_noisy, "test": preset.num_test}
-    if data is None:
-        from jaxaudio.data.synth_instruments import make_synth_instruments
-
-        return {split: make_synth_instruments(
-                    split=split, num_clips=PAPER_SYNTH_SIZES[split] if n is None else n,
-                    seed=seed, min_seconds=preset.min_seconds, max_seconds=preset.max_seconds)
-                for split, n in caps.items()}
-    from jaxaudio.data.fsdkaggle import load_fsdkaggle2019
-
-    if not pathlib.Path(data).is_dir():
-        raise ValueError(f"--data must be the FSDKaggle2019 root folder, got {data!r}")
-    return {split: load_fsdkaggle2019(pathlib.Path(data), split=split, single_label=True,
-                                      max_clips=cap, progress=progress)
-            for split, cap in caps.items()}
+#: Kept under their old names here (benchmarks/label_noise_vmap.py reads them).
+PAPER_SYNTH_SIZES = tasks.SYNTH_INSTRUMENT_SIZES
+new_classifier = tasks.new_instrument_classifier_rbg
 
 
 # ---------------------------------------------------------------------------------- stages
 def _data(stage_dir, *, load, **sizes) -> dict:
     """Labels and targets of the three splits (the clips themselves are loaded on demand)."""
     splits = load()
-    out = {"label_names": list(splits["curated"].label_names),
-           "num_clips": {k: len(v) for k, v in splits.items()}}
-    for split, d in splits.items():
-        out[f"{split}_labels"] = np.asarray(d.labels)
-        out[f"{split}_targets"] = np.asarray(d.targets)
-    return out
+    arrays = {f"{split}_{what}": np.asarray(getattr(d, what))
+              for split, d in splits.items() for what in ("labels", "targets")}
+    return dict({"label_names": list(splits["curated"].label_names),
+                 "num_clips": {k: len(v) for k, v in splits.items()}}, **arrays)
 
 
 def _corruption(stage_dir, *, data, seed: int, rates: list) -> dict:
     """The curated labels corrupted at every rate for one seed (shared by all losses, so the
     robust curve prices the loss, not another draw of wrong labels)."""
-    from jaxaudio.data.corruption import corrupt_labels
-
-    labels, changed = [], []
-    for p in rates:
-        corruption_seed = int(np.random.default_rng(
-            [seed, int(round(p * 1000)), 2020]).integers(2 ** 31))
-        lab, ch = corrupt_labels(data["curated_labels"], rate=p,
-                                 num_classes=len(data["label_names"]), seed=corruption_seed)
-        labels.append(lab)
-        changed.append(ch)
-    return {"labels": np.stack(labels), "changed": np.stack(changed)}
+    labels, changed = tasks.corrupt_at_rates(data["curated_labels"], rates=rates, seed=seed,
+                                             num_classes=len(data["label_names"]))
+    return {"labels": labels, "changed": changed}
 
 
 def _train(stage_dir, *, data, load, progress, condition: str, seed: int, loss: list,
@@ -190,21 +120,16 @@ def _train(stage_dir, *, data, load, progress, condition: str, seed: int, loss: 
     from jaxaudio.train_many import evaluate_many, train_many
 
     splits = load()
-    if condition == "curated":
-        waves = list(splits["curated"].waves)
-        targets = np.eye(len(data["label_names"]), dtype=np.float32)[corruption["labels"]]
-    else:
-        parts = ["curated", "noisy"] if condition == "curated+noisy" else ["noisy"]
-        waves = [w for s in parts for w in splits[s].waves]
-        targets = np.concatenate([data[f"{s}_targets"] for s in parts])[None]
-    clf = new_classifier(width=width, excerpt_frames=excerpt_frames, seed=seed,
-                         label_names=data["label_names"])
+    waves, targets = tasks.noise_training_set(
+        splits, condition, corrupted=None if corruption is None else corruption["labels"])
+    clf = tasks.new_instrument_classifier_rbg(width=width, excerpt_frames=excerpt_frames,
+                                              seed=seed, label_names=data["label_names"])
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                          seed=seed, stats_excerpts=stats_excerpts)
     spec = lambda s: (s[0], tuple(sorted(s[1].items())))  # noqa: E731 (JSON -> loss spec)
     result = train_many(clf, waves, targets, config, losses=[spec(loss)] * len(targets),
                         mode=train_mode, loss_set=[spec(s) for s in loss_set],
-                        prng_impl=PRNG_IMPL, progress=progress,
+                        prng_impl=tasks.RBG_PRNG_IMPL, progress=progress,
                         desc=f"{condition} seed {seed} ({len(targets)} models)")
     t0 = time.perf_counter()
     scores = evaluate_many(result.classifiers[0], result.variables, splits["test"])
@@ -213,56 +138,29 @@ def _train(stage_dir, *, data, load, progress, condition: str, seed: int, loss: 
                 train_seconds=result.seconds, eval_seconds=time.perf_counter() - t0)
 
 
+def _per_seed(stages: dict, seeds: list, robust: list) -> tuple[dict, dict]:
+    """Test metrics per seed: curves ``{loss: {m: (S, R)}}``, other sets ``{set: {m: (S,)}}``."""
+    curves = {short: {m: np.array([stages[f"curated_{short}_{s}"][m] for s in seeds])
+                      for m in METRICS} for short in ["ce"] + list(robust)}
+    sets = {c: {m: np.array([stages[f"{c}_ce_{s}"][m] for s in seeds])[:, 0] for m in METRICS}
+            for c in CONDITIONS[1:]}
+    return curves, sets
+
+
 def _aggregate(stage_dir, *, rates: list, seeds: list, robust: list, **stages) -> dict:
     """Curves (mean ± std over seeds), the three training sets, noise-equivalent p."""
-    from jaxaudio.metrics import summarize_noise_equivalent
+    from jaxaudio.metrics import label_noise_summary
 
-    def per_seed(cond, loss, m):
-        return np.array([stages[f"{cond}_{loss}_{s}"][m] for s in seeds])  # (S, K)
-
-    curves = {}
-    for short in ["ce"] + robust:
-        curve = {"p": rates, "loss": short}
-        for m in METRICS:
-            values = per_seed("curated", short, m)
-            curve[f"{m}_mean"] = values.mean(0).tolist()
-            curve[f"{m}_std"] = ([float(x) for x in values.std(0, ddof=1)]
-                                 if len(seeds) > 1 else [0.0] * len(rates))
-            curve[f"{m}_per_seed"] = values.tolist()
-        curve["labels_changed"] = [int(c) for c in stages[f"corruption_{seeds[0]}"]["changed"]
-                                   .sum(1)]
-        curves[short] = curve
-    out = {"corruption": dict(curves["ce"], loss_label="cross-entropy"),
-           "robust": {short: dict(curves[short], loss_label=ROBUST_LOSSES[short][2],
-                                  loss_function=ROBUST_LOSSES[short][0],
-                                  loss_kwargs=dict(ROBUST_LOSSES[short][1]))
-                      for short in robust}}
-    for cond in CONDITIONS:
-        loss_cond = "curated" if cond == "curated" else cond
-        entry = {"num_train": int(stages[f"{loss_cond}_ce_{seeds[0]}"]["num_train"])}
-        for m in METRICS:
-            values = per_seed(loss_cond, "ce", m)[:, 0].tolist()
-            entry[f"{m}_mean"], entry[f"{m}_std"] = _mean_std(values)
-            entry[f"{m}_per_seed"] = values
-        if cond == "curated":
-            entry["note"] = "the p = 0 cross-entropy runs of the corruption curve"
-        out[cond] = entry
-    detail = {m: {c: summarize_noise_equivalent(
-        rates, np.array(curves["ce"][f"{m}_per_seed"]), np.array(out[c][f"{m}_per_seed"]))
-        for c in ("noisy", "curated+noisy")} for m in METRICS}
-    out["noise_equivalent_p"] = {c: detail["accuracy"][c]["mean"] for c in CONDITIONS[1:]}
-    out["noise_equivalent_p_std"] = {c: detail["accuracy"][c]["std"] for c in CONDITIONS[1:]}
-    out["noise_equivalent_p_detail"] = detail
-    ce_acc = np.array(curves["ce"]["accuracy_mean"])
-    out["robust_gain_accuracy"] = {short: (np.array(curves[short]["accuracy_mean"])
-                                           - ce_acc).tolist() for short in robust}
+    curves, sets = _per_seed(stages, seeds, robust)
+    info = {short: {"loss_label": label, "loss_function": fn, "loss_kwargs": dict(kwargs)}
+            for short, (fn, kwargs, label) in ((r, ROBUST_LOSSES[r]) for r in robust)}
+    out = label_noise_summary(
+        rates, curves, sets, num_train={c: stages[f"{c}_ce_{seeds[0]}"]["num_train"]
+                                        for c in CONDITIONS},
+        labels_changed=stages[f"corruption_{seeds[0]}"]["changed"].sum(1),
+        curve_info=dict(info, ce={"loss_label": "cross-entropy"}))
+    out["curated"]["note"] = "the p = 0 cross-entropy runs of the corruption curve"
     return out
-
-
-def _mean_std(values) -> tuple[float, float]:
-    values = np.asarray(values, np.float64)
-    std = float(np.std(values, ddof=1)) if values.size > 1 else 0.0
-    return float(np.mean(values)), std
 
 
 # ---------------------------------------------------------------------------------- the study
@@ -274,11 +172,10 @@ def _preset(name: str, *, seeds=None, robust=None, epochs=None) -> NoisePreset:
     for flag, value in (("seeds", seeds), ("epochs", epochs)):
         if value is not None and (int(value) != value or value < 1):
             raise ValueError(f"--{flag} must be an integer >= 1, got {value}")
-    if robust is not None:
-        unknown = [r for r in robust if r not in ROBUST_LOSSES]
-        if unknown:
-            raise ValueError(f"unknown --robust loss(es) {unknown}; choose from "
-                             f"{sorted(ROBUST_LOSSES)}")
+    unknown = [r for r in robust or () if r not in ROBUST_LOSSES]
+    if unknown:
+        raise ValueError(f"unknown --robust loss(es) {unknown}; choose from "
+                         f"{sorted(ROBUST_LOSSES)}")
     p = dataclasses.replace(p, seeds=int(seeds or p.seeds), epochs=int(epochs or p.epochs),
                             robust=p.robust if robust is None else tuple(robust))
     if not p.rates or p.rates[0] != 0.0:
@@ -350,10 +247,10 @@ def run(*, out, preset: str = "demo", seed: int = 0, data: Optional[str] = None,
     t_start, out = time.perf_counter(), pathlib.Path(out)
     data_name = str(data) if data else "synthetic"
     runner = Runner(out / "stages", progress=progress, depends={"data": data_name})
-    load = functools.cache(lambda: load_data(p, preset_name=preset, data=data, seed=seed,
-                                             progress=progress))
     sizes = {k: getattr(p, k) for k in ("num_curated", "num_noisy", "num_test",
                                         "min_seconds", "max_seconds")}
+    load = functools.cache(lambda: tasks.instrument_splits(**sizes, data=data, seed=seed,
+                                                           progress=progress))
     data_stage = runner.stage("data", _data, settings=dict(sizes, data_seed=seed),
                               context={"load": load})
     seed_list = [seed + i for i in range(p.seeds)]
@@ -366,18 +263,9 @@ def run(*, out, preset: str = "demo", seed: int = 0, data: Optional[str] = None,
                "epochs": p.epochs, "width": p.width, "excerpt_frames": p.excerpt_frames,
                "num_clips": data_stage["num_clips"], "label_names": data_stage["label_names"],
                **agg.outputs,
-               "published": PUBLISHED, "preset_deviations_from_paper": _deviations(p, data)}
-    trains = [s for k, s in stages.items() if not k.startswith("corruption")]
-    results["timing"] = {
-        "runs": sum(len(s["accuracy"]) for s in trains),
-        "runs_reused": sum(len(s["accuracy"]) for s in trains if not s.computed),
-        "train_mode": mode, "data_seconds": data_stage.seconds,
-        "train_and_eval_seconds_of_all_runs": float(sum(s.seconds for s in trains)),
-        "wall_seconds_this_call": time.perf_counter() - t_start,
-        "machine": f"{platform.processor() or platform.machine()}, "
-                   f"{os.cpu_count()} logical CPUs"}
-    results["summary"] = _summary(results)
-    results["headline"] = _headline(results)
+               "published": PUBLISHED, "preset_deviations_from_paper": _deviations(p, data),
+               "timing": _timing(stages, data_stage, mode, t_start)}
+    results["summary"], results["headline"] = _summary(results), _headline(results)
     results["stages"] = runner.summary()
     _save_arrays(out / "arrays", results, stages, seed_list)
     atomic_write_text(out / "results.json", json.dumps(results, indent=2))
@@ -385,37 +273,41 @@ def run(*, out, preset: str = "demo", seed: int = 0, data: Optional[str] = None,
     return results
 
 
+def _timing(stages: dict, data_stage, mode: str, t_start: float) -> dict:
+    trains = [s for k, s in stages.items() if not k.startswith("corruption")]
+    return {"runs": sum(len(s["accuracy"]) for s in trains),
+            "runs_reused": sum(len(s["accuracy"]) for s in trains if not s.computed),
+            "train_mode": mode, "data_seconds": data_stage.seconds,
+            "train_and_eval_seconds_of_all_runs": float(sum(s.seconds for s in trains)),
+            "wall_seconds_this_call": time.perf_counter() - t_start,
+            "machine": f"{platform.processor() or platform.machine()}, "
+                       f"{os.cpu_count()} logical CPUs"}
+
+
 def _save_arrays(folder: pathlib.Path, results: dict, stages: dict, seeds: list) -> None:
     """``curves.npz``: per-seed metrics of every curve and training set (the figure's data)."""
     arrays = {"p": np.asarray(results["rates"], np.float64), "seeds": np.asarray(seeds)}
+    curves, sets = _per_seed(stages, seeds, results["robust_losses"])
     for m in METRICS:
-        for short in ["ce"] + results["robust_losses"]:
-            arrays[f"curated_{short}_{m}"] = np.stack(
-                [stages[f"curated_{short}_{s}"][m] for s in seeds])
+        arrays.update({f"curated_{short}_{m}": curve[m] for short, curve in curves.items()})
         for cond in CONDITIONS[1:]:
-            arrays[f"{cond}_{m}"] = np.stack([stages[f"{cond}_ce_{s}"][m][0] for s in seeds])
+            arrays[f"{cond}_{m}"] = sets[cond][m]
             ne = results["noise_equivalent_p_detail"][m][cond]["mean"]
             arrays[f"noise_equivalent_{cond}_{m}"] = np.float64(np.nan if ne is None else ne)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / ".curves.tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, folder / "curves.npz")
-
-
-def _fmt(mean, std) -> str:
-    return f"{mean:.3f} ± {std:.3f}"
+    np.savez(folder / ".curves.tmp.npz", **arrays)
+    os.replace(folder / ".curves.tmp.npz", folder / "curves.npz")
 
 
 def _summary(results: dict) -> str:
-    acc = results["corruption"]["accuracy_mean"]
-    ne = results["noise_equivalent_p_detail"]["accuracy"]
-    cond = {c: _fmt(results[c]["accuracy_mean"], results[c]["accuracy_std"])
+    acc, ne = results["corruption"]["accuracy_mean"], results["noise_equivalent_p_detail"]
+    cond = {c: f"{results[c]['accuracy_mean']:.3f} ± {results[c]['accuracy_std']:.3f}"
             for c in CONDITIONS[1:]}
     return (f"Test accuracy falls from {acc[0]:.3f} (clean curated labels) to {acc[-1]:.3f} at "
             f"p = {results['corruption']['p'][-1]:g}; noisy only: {cond['noisy']}, "
-            f"curated + noisy: {cond['curated+noisy']}. "
-            f"Noise-equivalent p (accuracy): noisy {ne['noisy']['note']}; curated + noisy "
-            f"{ne['curated+noisy']['note']}.")
+            f"curated + noisy: {cond['curated+noisy']}. Noise-equivalent p (accuracy): noisy "
+            f"{ne['accuracy']['noisy']['note']}; curated + noisy "
+            f"{ne['accuracy']['curated+noisy']['note']}.")
 
 
 def _headline(results: dict) -> str:
