@@ -276,6 +276,63 @@ def test_summary_over_seeds_reports_spread_and_never_crossing_seeds():
     assert "never falls" in none["note"]
 
 
+from jaxaudio.metrics import label_noise_summary, seed_curves, seed_mean_std  # noqa: E402
+
+
+def test_seed_curves_and_mean_std_use_the_sample_std_and_zero_for_one_seed():
+    values = np.array([[0.9, 0.5], [0.7, 0.1], [0.8, 0.3]])
+    c = seed_curves({"accuracy": values})
+    assert c["accuracy_mean"] == pytest.approx([0.8, 0.3])
+    assert c["accuracy_std"] == pytest.approx(values.std(0, ddof=1).tolist())
+    assert c["accuracy_per_seed"] == values.tolist()
+    assert seed_curves({"accuracy": values[:1]})["accuracy_std"] == [0.0, 0.0]
+    assert seed_mean_std([0.2, 0.4]) == pytest.approx((0.3, np.std([0.2, 0.4], ddof=1)))
+    assert seed_mean_std([0.2]) == (0.2, 0.0)
+
+
+@pytest.fixture(scope="module")
+def label_noise_inputs():
+    rates = [0.0, 0.5, 1.0]
+    ce = {"accuracy": np.array([[0.9, 0.6, 0.2], [0.8, 0.5, 0.1]]),
+          "lwlrap": np.array([[0.95, 0.7, 0.3], [0.9, 0.6, 0.2]])}
+    gce = {m: v + 0.05 for m, v in ce.items()}
+    sets = {"noisy": {"accuracy": np.array([0.7, 0.6]), "lwlrap": np.array([0.8, 0.7])},
+            "both": {"accuracy": np.array([0.95, 0.85]), "lwlrap": np.array([0.1, 0.1])}}
+    return rates, {"ce": ce, "gce": gce}, sets
+
+
+def test_label_noise_summary_prices_each_set_on_the_reference_curve(label_noise_inputs):
+    rates, curves, sets = label_noise_inputs
+    out = label_noise_summary(rates, curves, sets, labels_changed=np.array([0, 3, 6]),
+                              num_train={"curated": 6, "noisy": 6, "both": 12},
+                              curve_info={"ce": {"loss_label": "CE"}, "gce": {"q": 0.7}})
+    assert out["corruption"]["loss"] == "ce" and out["corruption"]["loss_label"] == "CE"
+    assert out["corruption"]["p"] == rates and out["corruption"]["labels_changed"] == [0, 3, 6]
+    assert list(out["robust"]) == ["gce"] and out["robust"]["gce"]["q"] == 0.7
+    # Curated only is the p = 0 column of the reference curve.
+    assert out["curated"]["accuracy_per_seed"] == [0.9, 0.8]
+    assert out["curated"]["accuracy_mean"] == pytest.approx(0.85)
+    assert out["noisy"]["num_train"] == 6 and out["both"]["num_train"] == 12
+    for m in ("accuracy", "lwlrap"):
+        for name in sets:
+            expect = summarize_noise_equivalent(rates, curves["ce"][m], sets[name][m])
+            assert out["noise_equivalent_p_detail"][m][name] == expect
+    # noisy 0.7 on 0.9 -> 0.6 and 0.6 on 0.8 -> 0.5: both 2/3 of the way from p = 0 to 0.5.
+    assert out["noise_equivalent_p"]["noisy"] == pytest.approx(1 / 3)
+    assert out["noise_equivalent_p"]["both"] == 0.0  # better than clean curated labels
+    assert out["robust_gain_accuracy"]["gce"] == pytest.approx([0.05] * 3)
+
+
+def test_label_noise_summary_other_headline_metric(label_noise_inputs):
+    rates, curves, sets = label_noise_inputs
+    out = label_noise_summary(rates, curves, sets, labels_changed=[0, 1, 2],
+                              num_train={"curated": 1, "noisy": 1, "both": 1},
+                              curve_info={"ce": {}, "gce": {}}, headline_metric="lwlrap")
+    assert out["noise_equivalent_p"]["both"] is None  # 0.1 is below even p = 1
+    assert out["noise_equivalent_p_std"] == {"noisy": pytest.approx(out[
+        "noise_equivalent_p_detail"]["lwlrap"]["noisy"]["std"]), "both": None}
+
+
 # ----------------------------------------------------------------------------- noise control
 
 

@@ -152,8 +152,8 @@ def _aggregate(stage_dir, *, rates: list, seeds: list, robust: list, **stages) -
     from jaxaudio.metrics import label_noise_summary
 
     curves, sets = _per_seed(stages, seeds, robust)
-    info = {short: {"loss_label": label, "loss_function": fn, "loss_kwargs": dict(kwargs)}
-            for short, (fn, kwargs, label) in ((r, ROBUST_LOSSES[r]) for r in robust)}
+    info = {r: {"loss_label": ROBUST_LOSSES[r][2], "loss_function": ROBUST_LOSSES[r][0],
+                "loss_kwargs": dict(ROBUST_LOSSES[r][1])} for r in robust}
     out = label_noise_summary(
         rates, curves, sets, num_train={c: stages[f"{c}_ce_{seeds[0]}"]["num_train"]
                                         for c in CONDITIONS},
