@@ -7,6 +7,8 @@
   perturbations, fidelity (R²) against correctness.
 - :mod:`~jaxaudio.audit.summaries`: the study's tables per group of adversaries and the
   controls' detection rates.
+- :mod:`~jaxaudio.audit.results`: the study's numbers for ``results.json`` and the arrays its
+  report draws from (``import jaxaudio.audit.results``; not re-exported here).
 """
 
 from jaxaudio.audit.controls import (
@@ -19,7 +21,13 @@ from jaxaudio.audit.controls import (
     subset_logits_fn,
     subset_recall,
 )
-from jaxaudio.audit.summaries import direction_tables, flip_matrices, horse_summary, subset_summary
+from jaxaudio.audit.summaries import (
+    direction_tables,
+    flip_matrices,
+    grouped_tables,
+    horse_summary,
+    subset_summary,
+)
 from jaxaudio.audit.veracity import (
     check_batch,
     flip_curve,
@@ -44,6 +52,7 @@ __all__ = [
     "flip_curve",
     "flip_matrix",
     "flip_matrices",
+    "grouped_tables",
     "horse_summary",
     "horse_patterns",
     "norm_rankings",
