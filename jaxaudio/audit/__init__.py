@@ -22,6 +22,7 @@ from jaxaudio.audit.controls import (
     subset_recall,
 )
 from jaxaudio.audit.summaries import (
+    audit_groups,
     direction_tables,
     flip_matrices,
     grouped_tables,
@@ -44,6 +45,7 @@ from jaxaudio.audit.veracity import (
 
 __all__ = [
     "HORSE_KINDS",
+    "audit_groups",
     "check_batch",
     "detection_rate",
     "direction_tables",

@@ -1,6 +1,7 @@
 """Explanations of a batch of spectrograms, each for its own target label, on LIME's
 ``n_temporal x n_frequency`` components: LIME (:func:`lime_batch`) and occlusion + integrated
-gradients (:func:`attribution_batch`)."""
+gradients (:func:`attribution_batch`); LIME's top-k stability on one of them
+(:func:`first_stability`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Callable
 import jax
 import numpy as np
 
-__all__ = ["lime_batch", "attribution_batch"]
+__all__ = ["lime_batch", "attribution_batch", "first_stability"]
 
 
 def lime_batch(predict_fn: Callable, specs, targets, *, key: jax.Array, num_samples: int,
@@ -52,3 +53,24 @@ def attribution_batch(predict_fn: Callable, specs, targets, *, ig_steps: int,
     return {"occlusion_weights": at.occlusion_batch(predict_fn, specs, targets, **seg),
             "integrated_gradients_weights": at.integrated_gradients_batch(
                 predict_fn, specs, targets, steps=ig_steps, **seg)}
+
+
+def first_stability(predict_fn: Callable, candidates, *, key: jax.Array, sample_sizes,
+                    k: int = 3, repeats: int = 3) -> dict:
+    """:func:`jaxaudio.explain.topk_stability` of the first audited adversary.
+
+    ``candidates``: ``(domain, adversaries)`` pairs in order of preference, ``adversaries``
+    with ``index``, ``audited``, ``features`` and ``explain_targets``. Returns ``{"domain",
+    "example", ...stability lists}``, ``{}`` when nothing was audited.
+    """
+    from jaxaudio import explain as ex
+
+    for domain, a in candidates:
+        if len(a["audited"]):
+            i = int(a["audited"][0])
+            r = ex.topk_stability(predict_fn, a["features"][a["index"] == i][0], key=key,
+                                  sample_sizes=sample_sizes, k=k, repeats=repeats,
+                                  label=int(a["explain_targets"][0]))
+            return {"domain": domain, "example": i,
+                    **{name: np.asarray(v).tolist() for name, v in r.items()}}
+    return {}

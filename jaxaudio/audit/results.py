@@ -5,15 +5,22 @@ Pure numpy on the outputs of the study's stages (:mod:`jaxaudio.studies.lime_ver
 - :func:`assemble`: tables, flip curves, controls and fidelity of the whole audit;
 - :func:`attack_counts`, :func:`median_snr`, :func:`lime_timing`, :func:`headline`: the rest of
   the results table;
+- :func:`results_table`: all of them in ``results.json``'s key order;
 - :func:`flip_curve_arrays`, :func:`example_arrays`, :func:`horse_arrays`,
   :func:`fidelity_arrays`: ``arrays/*.npz`` of the report's figures (``component_rects``: the
-  component rectangles ``[f0, f1, t0, t1]`` they outline).
+  component rectangles ``[f0, f1, t0, t1]`` they outline), written by
+  :func:`write_report_arrays`;
+- :func:`listening_clips`: the listening WAVs (:mod:`jaxaudio.data.listening`) and their facts.
+
+``stages`` arguments are the study's stage outputs by name: ``excerpts``,
+``adversaries_<domain>_<direction>``, ``lime_<set>``, ``horses``, ``assemble``.
 
 Values are JSON-ready; ``None`` / NaN where a group is empty.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -23,9 +30,17 @@ from jaxaudio.audit.summaries import horse_summary, subset_summary
 from jaxaudio.audit.veracity import norm_rankings, rankings_from_weights
 
 __all__ = ["assemble", "attack_counts", "median_snr", "lime_timing", "headline",
-           "model_summary", "excerpt_counts", "published_tables",
+           "model_summary", "excerpt_counts", "published_tables", "results_table",
+           "write_report_arrays", "listening_clips",
            "component_rects", "flip_curve_arrays", "example_arrays", "horse_arrays",
            "fidelity_arrays"]
+
+
+SNR_NOTE = ("median_snr_db: jaxaudio.metrics.snr_db (first and last 2048 samples left out); "
+            "median_snr_db_whole_clip: the same over the whole excerpt (the pre-redesign "
+            "inline formula)")
+TIMING_NOTE = ("wall time of one LIME explanation (compose + forward passes + surrogate fit) "
+               "when its stage was computed")
 
 
 def _fidelity(tables, domains, directions, k) -> dict:
@@ -188,3 +203,92 @@ def fidelity_arrays(fidelity: Mapping, domains: Sequence[str]) -> dict:
             "domain": np.array([list(domains).index(p["domain"]) for p in points], np.int64),
             "horse_score": np.array([p["score"] for p in horses], float),
             "horse_correct": np.array([p["correct"] for p in horses], bool)}
+
+
+def results_table(stages: Mapping[str, Mapping], *, head: Mapping, deviations: list,
+                  model: Mapping, segmentation: Mapping, attack_settings: Mapping,
+                  published: Mapping, num_samples: int, timing: Mapping, stage_summary,
+                  domains: Sequence[str], directions: Sequence[str]) -> dict:
+    """``results.json`` (without ``listening``) in its key order: ``head`` (study, title,
+    preset, seed, data), the headline, ``deviations``, ``model`` (path, width) with the
+    detector's accuracy, excerpt and attack counts, ``segmentation``, ``attack_settings``,
+    the tables, controls and fidelity of ``stages["assemble"]``, ``published``, LIME's timing
+    (with ``timing``'s extra entries) and ``stage_summary``."""
+    exc, n = stages["excerpts"], stages["assemble"]
+    adv = {dom: {k: stages[f"adversaries_{dom}_{k}"] for k in directions} for dom in domains}
+    attacks = attack_counts(exc["direction"], adv, directions=directions)
+    attacks["waveform"].update(median_snr(exc["waves"], list(adv["waveform"].values())))
+    lime_seconds = np.concatenate([v["lime_seconds"] for k, v in stages.items()
+                                   if k.startswith("lime_")])
+    return {
+        **head, "headline": headline(n["table1_all"], domains, directions),
+        "preset_deviations_from_paper": deviations,
+        "model": {"path": model["path"], **model_summary(exc), "width": model["width"]},
+        "excerpts": excerpt_counts(exc["direction"], exc["correct"], directions),
+        "segmentation": dict(segmentation), "attacks": attacks,
+        "attack_settings": dict(attack_settings), **published_tables(n, domains, directions),
+        **{k: n[k] for k in ("table1_all", "table2_all", "flip_curves", "stability", "horses",
+                             "subset", "fidelity")},
+        "published": published, "snr_note": SNR_NOTE,
+        "timing": {**lime_timing(lime_seconds, num_samples), "note": TIMING_NOTE, **timing},
+        "stages": stage_summary,
+    }
+
+
+def write_report_arrays(folder, stages: Mapping[str, Mapping], results: Mapping, *,
+                        domains: Sequence[str], directions: Sequence[str], k: int = 3,
+                        n_temporal: int = 5, n_frequency: int = 4) -> None:
+    """``folder/{flip_curves,example,horses,fidelity}.npz``; the example is the first audited
+    adversary (spectrogram domain first)."""
+    from jaxaudio.explain.segmentation import component_masks
+
+    seg = {"n_temporal": n_temporal, "n_frequency": n_frequency}
+    specs = stages["excerpts"]["specs"]
+    masks, rects = component_masks(specs.shape[1:], **seg), component_rects(specs.shape[1:], **seg)
+    lime_horses = stages["lime_horses"]
+    arrays = {"flip_curves": flip_curve_arrays(results["flip_curves"]),
+              "horses": horse_arrays(stages["horses"], lime_horses["lime_weights"],
+                                     lime_horses["lime_score"], rects, k=k),
+              "fidelity": fidelity_arrays(results["fidelity"], domains)}
+    for dom, name in ((d, n) for d in sorted(domains, key=lambda d: d != "spectrogram")
+                      for n in directions):
+        a = stages[f"adversaries_{dom}_{name}"]
+        if len(a["audited"]):
+            arrays["example"] = example_arrays(
+                specs[a["audited"][0]], a["deltas"][0], stages[f"lime_{dom}_{name}"][
+                    "lime_weights"][0], masks, rects, domain=dom, direction=name, k=k)
+            break
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    for key in ("flip_curves", "example", "horses", "fidelity"):
+        if key in arrays:
+            np.savez(Path(folder) / f"{key}.npz", **arrays[key])
+
+
+def listening_clips(out, stages: Mapping[str, Mapping], clf, *, directions: Sequence[str],
+                    subfolder: str = "audio") -> list:
+    """The first successful waveform adversary of every direction as listening WAVs under
+    ``out/subfolder`` (:func:`jaxaudio.data.listening.write_listening_example`), with true
+    label, p(sing) before and after, SNR (dB), perturbation gain and files (relative to
+    ``out``)."""
+    import jax
+
+    from jaxaudio import metrics
+    from jaxaudio.data.listening import write_listening_example
+
+    exc, clips = stages["excerpts"], []
+    (Path(out) / subfolder).mkdir(parents=True, exist_ok=True)
+    for name in directions:
+        a = stages[f"adversaries_waveform_{name}"]
+        for j in np.flatnonzero(a["success"])[:1]:
+            i, adv = int(a["index"][j]), np.clip(a["adversarial"][j], -1, 1)
+            w = write_listening_example(Path(out) / subfolder, name, exc["waves"][i], adv,
+                                        clf.frontend.sample_rate)
+            p_adv = float(jax.nn.sigmoid(clf.logits_fn(adv[None].astype(np.float32)))[0, 0])
+            clips.append({"direction": name,
+                          "true_label": clf.label_names[int(exc["true_label"][i])],
+                          "p_sing_original": float(exc["probability"][i]),
+                          "p_sing_adversarial": p_adv,
+                          "snr_db": float(metrics.snr_db(exc["waves"][i], adv)),
+                          "perturbation_gain": w["perturbation_gain"],
+                          "files": {r: f"{subfolder}/{f}" for r, f in w["files"].items()}})
+    return clips
