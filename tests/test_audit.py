@@ -34,7 +34,8 @@ def _delta(levels: dict) -> np.ndarray:
 
 # Example 0: decoys 2 and 11 carry the largest delta; example 1: C_STAR carries the largest.
 SPECS = np.zeros((2,) + SHAPE, np.float32)
-DELTAS = np.stack([_delta({C_STAR: 1.0, 2: 3.0, 11: 3.0}), _delta({C_STAR: 4.0, 2: 1.0})]).astype(np.float32)
+DELTAS = np.stack([_delta({C_STAR: 1.0, 2: 3.0, 11: 3.0}),
+                   _delta({C_STAR: 4.0, 2: 1.0})]).astype(np.float32)
 TARGETS = np.array([1, 1])
 
 
@@ -81,7 +82,8 @@ def test_table_positive_and_counts(exact_rankings):
     counts = audit.positive_counts(weights)
     np.testing.assert_array_equal(counts, [1, 1])  # only C_STAR matters
     flips = audit.flip_matrix(PREDICT, SPECS, DELTAS, rankings, MASKS, TARGETS)
-    norm = audit.flip_matrix(PREDICT, SPECS, DELTAS, audit.norm_rankings(DELTAS, MASKS), MASKS, TARGETS)
+    norm = audit.flip_matrix(PREDICT, SPECS, DELTAS, audit.norm_rankings(DELTAS, MASKS), MASKS,
+                             TARGETS)
     t2 = audit.table_positive(flips, norm, counts)
     assert t2 == {"explainer": 1.0, "norm": 0.5, "mean_components": 1.0, "num_examples": 2}
     with pytest.raises(ValueError):
@@ -174,7 +176,8 @@ def test_subset_attack_stays_in_subset_and_recall():
                          for s, d in zip(specs, delta)])
     recall = audit.subset_recall(rankings, subsets)
     assert np.all(recall >= 1 / 3)
-    np.testing.assert_allclose(audit.subset_recall(np.tile([C_STAR, 0, 15] + [c for c in range(C) if c not in (C_STAR, 0, 15)], (4, 1)), subsets), 1.0)
+    first = [C_STAR, 0, 15] + [c for c in range(C) if c not in (C_STAR, 0, 15)]
+    np.testing.assert_allclose(audit.subset_recall(np.tile(first, (4, 1)), subsets), 1.0)
 
 
 # --------------------------------------------------------------------------- fidelity
@@ -339,8 +342,9 @@ def test_results_counts_timing_and_report_arrays():
                                      domain="spectrogram", direction=DIRS[1], k=2)
     assert list(example["lime_top"]) == [5, 7] and list(example["norm_top"]) == [2, C_STAR]
     np.testing.assert_array_equal(example["weight_map"], np.einsum("c,cft->ft", w, MASKS))
-    horses = {"found": np.array([False, True, True]), "spec": np.arange(3)[:, None, None] *
-              np.ones((3,) + SHAPE), "component": np.array([-1, 3, 4]), "kind": np.array([-1, 0, 2])}
+    horses = {"found": np.array([False, True, True]),
+              "spec": np.arange(3)[:, None, None] * np.ones((3,) + SHAPE),
+              "component": np.array([-1, 3, 4]), "kind": np.array([-1, 0, 2])}
     h = results.horse_arrays(horses, np.eye(C)[[3, 4]], np.array([0.1, 0.2]), rects, k=3,
                              max_shown=1)
     assert list(h["component"]) == [3] and h["spec"][0, 0, 0] == 1 and h["lime_top"][0, 0] == 3

@@ -7,8 +7,11 @@
   perturbations, fidelity (R²) against correctness.
 - :mod:`~jaxaudio.audit.summaries`: the study's tables per group of adversaries and the
   controls' detection rates.
-- :mod:`~jaxaudio.audit.results`: the study's numbers for ``results.json`` and the arrays its
-  report draws from (``import jaxaudio.audit.results``; not re-exported here).
+- :mod:`~jaxaudio.audit.excerpts`, :mod:`~jaxaudio.audit.adversaries`,
+  :mod:`~jaxaudio.audit.explanations`: what the study attacks, its C&W flips, horse and subset
+  sets, and the explanations of a batch; :mod:`~jaxaudio.audit.results`: the numbers for
+  ``results.json``, the arrays the report draws from and the listening WAVs (import these
+  modules themselves; they are not re-exported here).
 """
 
 from jaxaudio.audit.controls import (

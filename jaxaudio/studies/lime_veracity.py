@@ -1,5 +1,4 @@
-"""Study 3 (REFERENCE.md §3): auditing LIME explanations of the singing voice detector with
-adversarial examples (Praher et al., ISMIR 2021).
+"""Study 3 (REFERENCE.md §3; Praher et al., ISMIR 2021): auditing LIME with adversaries.
 
 Stages (:class:`jaxaudio.pipeline.Runner`, ``out/stages``; a rerun recomputes exactly those
 whose settings or inputs changed): ``model``, ``excerpts``, ``adversaries-<domain>-<direction>``
@@ -268,24 +267,22 @@ def _stages(runner, clf, sp, *, preset, seed, data, progress) -> dict:
                 stage(f"attribution-{tag}", _attribution, {"ig_steps": sp.ig_steps},
                       {"examples": examples}))
 
-    exc = stage("excerpts", _excerpts, {"preset": preset, "seed": seed, "confidence":
-                                        sp.confidence, "per_direction": sp.per_direction},
-                data=data, progress=progress)
+    exc = stage("excerpts", _excerpts, {"preset": preset, "seed": seed, "confidence": sp.confidence,
+                                        "per_direction": sp.per_direction}, data=data,
+                progress=progress)
     for di, dom in enumerate(DOMAINS):
-        parts, first = {}, 0
+        p, first = {}, 0  # the domain's adversaries, LIME and attributions per direction
         for name in DIRECTIONS:
-            a = parts[f"adv_{name}"] = stage(f"adversaries-{dom}-{name}", _adversaries, {
+            a = p[f"adv_{name}"] = stage(f"adversaries-{dom}-{name}", _adversaries, {
                 "domain": dom, "direction": name, "confidence": sp.confidence,
                 "max_iterations": sp.max_iterations, **CW[dom]}, {"excerpts": exc})
-            parts[f"lime_{name}"], parts[f"attr_{name}"] = explain(f"{dom}-{name}", a, 100 + di,
-                                                                   first)
+            p[f"lime_{name}"], p[f"attr_{name}"] = explain(f"{dom}-{name}", a, 100 + di, first)
             first += len(a["audited"])  # LIME keys run on over the domain's audited list
-        stage(f"audit-{dom}", _audit, {"top_k": TOP_K}, {"excerpts": exc, **parts})
+        stage(f"audit-{dom}", _audit, {"top_k": TOP_K}, {"excerpts": exc, **p})
     stage("stability", _stability, {"sizes": sp.stability_sizes, "seed": seed,
                                     "repeats": sp.stability_repeats},
           {f"{d}_{n}": s[f"adversaries_{d}_{n}"] for d in DOMAINS for n in DIRECTIONS})
-    stage("horses", _horses, {"horse_examples": sp.horse_examples, "seed": seed},
-          {"excerpts": exc})
+    stage("horses", _horses, {"horse_examples": sp.horse_examples, "seed": seed}, {"excerpts": exc})
     stage("subset", _subset, {"subset_examples": sp.subset_examples, "subset_size": sp.subset_size,
                               **CW["subset"], "max_iterations": sp.subset_iterations,
                               "seed": seed}, {"excerpts": exc})
