@@ -34,7 +34,8 @@ def _delta(levels: dict) -> np.ndarray:
 
 # Example 0: decoys 2 and 11 carry the largest delta; example 1: C_STAR carries the largest.
 SPECS = np.zeros((2,) + SHAPE, np.float32)
-DELTAS = np.stack([_delta({C_STAR: 1.0, 2: 3.0, 11: 3.0}), _delta({C_STAR: 4.0, 2: 1.0})]).astype(np.float32)
+DELTAS = np.stack([_delta({C_STAR: 1.0, 2: 3.0, 11: 3.0}),
+                   _delta({C_STAR: 4.0, 2: 1.0})]).astype(np.float32)
 TARGETS = np.array([1, 1])
 
 
@@ -81,7 +82,8 @@ def test_table_positive_and_counts(exact_rankings):
     counts = audit.positive_counts(weights)
     np.testing.assert_array_equal(counts, [1, 1])  # only C_STAR matters
     flips = audit.flip_matrix(PREDICT, SPECS, DELTAS, rankings, MASKS, TARGETS)
-    norm = audit.flip_matrix(PREDICT, SPECS, DELTAS, audit.norm_rankings(DELTAS, MASKS), MASKS, TARGETS)
+    norm = audit.flip_matrix(PREDICT, SPECS, DELTAS, audit.norm_rankings(DELTAS, MASKS), MASKS,
+                             TARGETS)
     t2 = audit.table_positive(flips, norm, counts)
     assert t2 == {"explainer": 1.0, "norm": 0.5, "mean_components": 1.0, "num_examples": 2}
     with pytest.raises(ValueError):
@@ -174,7 +176,8 @@ def test_subset_attack_stays_in_subset_and_recall():
                          for s, d in zip(specs, delta)])
     recall = audit.subset_recall(rankings, subsets)
     assert np.all(recall >= 1 / 3)
-    np.testing.assert_allclose(audit.subset_recall(np.tile([C_STAR, 0, 15] + [c for c in range(C) if c not in (C_STAR, 0, 15)], (4, 1)), subsets), 1.0)
+    first = [C_STAR, 0, 15] + [c for c in range(C) if c not in (C_STAR, 0, 15)]
+    np.testing.assert_allclose(audit.subset_recall(np.tile(first, (4, 1)), subsets), 1.0)
 
 
 # --------------------------------------------------------------------------- fidelity
@@ -211,3 +214,153 @@ def test_direction_tables_and_summaries():
     assert h["num_found"] == 1 and h["lime_top1"] == 1.0 and list(h["_hit"]) == [True]
     s = audit.subset_summary([True], np.eye(20)[[2]], {"lime": np.eye(20)[[2]]}, [0.1])
     assert s["lime_recall"] == 1.0 and s["subset_size"] == 1 and s["chance"] == 0.05
+
+
+# --------------------------------------------------------------------------- study assembly
+
+DIRS = ("nosing_to_sing", "sing_to_nosing")
+
+
+def _empty_group():
+    return ({"audited": np.zeros(0, np.int64), "deltas": np.zeros((0,) + SHAPE, np.float32)},
+            {"lime_weights": np.zeros((0, C)), "occlusion_weights": np.zeros((0, C)),
+             "lime_score": np.zeros(0)})
+
+
+def test_flip_set_audits_successes_and_audit_groups_tables():
+    from jaxaudio.audit import adversaries
+
+    specs = np.zeros((3,) + SHAPE, np.float32)
+    classes = np.array([0, 1, 0])
+    a = adversaries.flip_set(logit_one_component, specs, specs, classes, 0, predict_fn=PREDICT,
+                             domain="spectrogram", confidence=0.5, clip_eps=5.0, alpha=10.0,
+                             learning_rate=0.1, max_iterations=100)
+    np.testing.assert_array_equal(a["index"], [0, 2])  # class 0 only
+    assert a["success"].all() and list(a["audited"]) == [0, 2]
+    np.testing.assert_array_equal(a["explain_targets"], 1)
+    np.testing.assert_allclose(a["explain_specs"], specs[[0, 2]] + a["deltas"])
+    assert np.all(np.asarray(PREDICT(a["explain_specs"])).argmax(-1) == 1)
+    # only C_STAR carries a gradient: an exact explainer's top-1 keeps the whole flip
+    w = np.stack([ex.occlusion(PREDICT, s, labels=1, baseline="zero").weights_for(1)
+                  for s in a["explain_specs"]])
+    e = {"lime_weights": w, "occlusion_weights": -w, "lime_score": np.array([0.9, 0.8])}
+    empty_adv, empty_e = _empty_group()
+    out = audit.audit_groups(PREDICT, specs, classes, [a, empty_adv], [e, empty_e], DIRS,
+                             explainers=("lime", "occlusion"), k=1)
+    np.testing.assert_array_equal(out["group"], [0, 0])
+    assert out["nosing_to_sing"]["table1"]["lime"] == 1.0
+    assert out["nosing_to_sing"]["table1"]["occlusion"] == 0.0  # ranks C_STAR last
+    assert out["nosing_to_sing"]["table1"]["num_examples"] == 2
+    assert np.isnan(out["sing_to_nosing"]["table1"]["lime"])
+    assert out["flips_nosing_to_sing_lime"].shape == (2, C + 1)
+    assert out["flips_sing_to_nosing_norm"].shape == (0, C + 1)
+
+
+def _tables(score, group, flips_lime):
+    t = {"score": np.asarray(score), "group": np.asarray(group)}
+    for g, name in enumerate(DIRS):
+        f = {"lime": np.asarray(flips_lime)[t["group"] == g], "norm": np.ones((0, 21), bool)}
+        f["norm"] = np.ones_like(f["lime"])
+        t[name] = audit.direction_tables(f, {"lime": np.ones((len(f["lime"]), 20))}, k=3)
+        t[f"flips_{name}_lime"] = f["lime"]
+    return t
+
+
+def test_assemble_fidelity_points_and_controls():
+    from jaxaudio.audit import results
+
+    flips = np.zeros((3, 21), bool)
+    flips[0, 3:] = True  # the first adversary flips with LIME's top 3
+    tables = {"waveform": _tables([0.9, 0.5, 0.1], [0, 0, 1], flips),
+              "spectrogram": _tables([0.7], [1], flips[:1])}
+    horses = {"found": np.array([True, False]), "component": np.array([4, -1]),
+              "amplitude": np.array([2.0, 0.0]), "spread": 1.5}
+    lime_h = {"lime_weights": np.eye(20)[[4]], "lime_score": np.array([0.6])}
+    subset = {"success": np.array([True]), "subsets": np.eye(20)[[2]]}
+    lime_s = {"lime_weights": np.eye(20)[[2]], "lime_score": np.array([0.3])}
+    r = results.assemble(tables, horses=horses, subset=subset, stability={"k": 3},
+                         lime_horses=lime_h, attribution_horses={}, lime_subset=lime_s,
+                         attribution_subset={}, domains=("waveform", "spectrogram"),
+                         directions=DIRS, k=3)
+    assert list(r) == ["table1_all", "table2_all", "flip_curves", "stability", "horses",
+                       "subset", "fidelity"]
+    points = r["fidelity"]["points"]
+    assert [(p["domain"], p["direction"], p["correct"]) for p in points] == [
+        ("waveform", "nosing_to_sing", True), ("waveform", "nosing_to_sing", False),
+        ("waveform", "sing_to_nosing", False), ("spectrogram", "sing_to_nosing", True)]
+    assert [p["score"] for p in points] == [0.9, 0.5, 0.1, 0.7]
+    assert r["fidelity"]["adversaries"]["num"] == 4 and r["fidelity"]["horses"]["num"] == 1
+    assert "_hit" not in r["horses"] and r["horses"]["spectrogram_std"] == 1.5
+    assert r["horses"]["lime_top1"] == 1.0 and r["subset"]["lime_recall"] == 1.0
+    assert r["table1_all"]["waveform"]["nosing_to_sing"]["lime"] == 0.5
+    assert r["table1_all"]["spectrogram"]["sing_to_nosing"]["lime"] == 1.0
+    pub = results.published_tables(r, ("waveform", "spectrogram"), DIRS)
+    assert pub["table1"]["waveform"]["nosing_to_sing"] == 0.5
+    assert set(pub["table2"]["spectrogram"]["sing_to_nosing"]) == {"lime", "norm",
+                                                                     "lime_mean_components"}
+    assert np.isnan(pub["table1"]["spectrogram"]["nosing_to_sing"])  # empty group
+    assert results.headline(r["table1_all"], ("waveform",), DIRS) == (
+        "LIME top-3 still flips: waveform nosing to sing 50%, waveform sing to nosing 0%")
+
+
+def test_results_counts_timing_and_report_arrays():
+    from jaxaudio.audit import results
+
+    direction = np.array([0, 0, 1])
+    adv = {"waveform": {DIRS[0]: {"success": np.array([True, False]), "audited": np.array([0])},
+                        DIRS[1]: {"success": np.array([True]), "audited": np.zeros(0)}}}
+    counts = results.attack_counts(direction, adv, directions=DIRS)
+    assert counts["waveform"][DIRS[0]] == {"num_excerpts": 2, "num_success": 1,
+                                           "num_audited": 1}
+    assert counts["waveform"][DIRS[1]]["num_audited"] == 0
+    assert results.excerpt_counts(direction, [True, False, True], DIRS) == {
+        DIRS[0]: {"num": 2, "num_correct": 1}, DIRS[1]: {"num": 1, "num_correct": 1}}
+    t = results.lime_timing([1.0, 2.0, 6.0], 128)
+    assert t["seconds_per_explanation"] == 2.0 and t["mean_seconds_per_explanation"] == 3.0
+    assert t["num_samples"] == 128 and t["num_explanations"] == 3
+    assert results.lime_timing([], 8)["seconds_per_explanation"] is None
+    waves = np.ones((3, 8000), np.float32)
+    groups = [{"index": np.array([0, 1]), "success": np.array([True, False]),
+               "adversarial": np.ones((2, 8000), np.float32) * 1.1}]
+    snr = results.median_snr(waves, groups)
+    assert snr["median_snr_db_whole_clip"] == pytest.approx(20.0, abs=1e-3)
+    assert results.median_snr(waves, [{**groups[0], "success": np.zeros(2, bool)}]) == {}
+    rects = results.component_rects(SHAPE)
+    for c, (f0, f1, t0, t1) in enumerate(rects):  # each rectangle is its component's mask
+        box = np.zeros(SHAPE)
+        box[f0:f1, t0:t1] = 1
+        np.testing.assert_array_equal(box, MASKS[c])
+    curves = results.flip_curve_arrays({"waveform": {DIRS[0]: {"lime": [0.0, None, 1.0]}}})
+    assert np.isnan(curves[f"waveform.{DIRS[0]}.lime"][1])
+    fid = results.fidelity_arrays({"points": [{"domain": "spectrogram", "score": 0.5,
+                                               "correct": True}]}, ("waveform", "spectrogram"))
+    assert list(fid["domain"]) == [1] and len(fid["horse_score"]) == 0
+    delta = _delta({C_STAR: 1.0, 2: 3.0})
+    w = np.zeros(C)
+    w[[5, 7, 9]] = [3.0, 2.0, 1.0]
+    example = results.example_arrays(np.zeros(SHAPE), delta, w, MASKS, rects,
+                                     domain="spectrogram", direction=DIRS[1], k=2)
+    assert list(example["lime_top"]) == [5, 7] and list(example["norm_top"]) == [2, C_STAR]
+    np.testing.assert_array_equal(example["weight_map"], np.einsum("c,cft->ft", w, MASKS))
+    horses = {"found": np.array([False, True, True]),
+              "spec": np.arange(3)[:, None, None] * np.ones((3,) + SHAPE),
+              "component": np.array([-1, 3, 4]), "kind": np.array([-1, 0, 2])}
+    h = results.horse_arrays(horses, np.eye(C)[[3, 4]], np.array([0.1, 0.2]), rects, k=3,
+                             max_shown=1)
+    assert list(h["component"]) == [3] and h["spec"][0, 0, 0] == 1 and h["lime_top"][0, 0] == 3
+    none = results.horse_arrays({**horses, "found": np.zeros(3, bool)}, np.zeros((0, C)),
+                                np.zeros(0), rects)
+    assert none["lime_top"].shape == (0, 3)
+
+
+def test_pick_per_class_picks_each_predicted_class():
+    from jaxaudio.audit import excerpts
+
+    rng = np.random.default_rng(0)
+    p = np.array([0.05, 0.1, 0.95, 0.9, 0.6, 0.45])
+    table = np.stack([np.zeros(6), np.arange(6), np.array([0, 0, 1, 1, 0, 1]), p], 1)
+    rows, classes = excerpts.pick_per_class(table, num=2, confidence=0.8, rng=rng)
+    assert list(classes) == [0, 0, 1, 1]
+    assert set(rows[:2]) == {0, 1} and set(rows[2:]) == {2, 3}  # confident and correct first
+    rows, classes = excerpts.pick_per_class(table, num=0, confidence=0.8, rng=rng)
+    assert len(rows) == 0 and classes.dtype == np.int64

@@ -23,7 +23,8 @@ def _calibrated_detector(directory):
     (a minute on 2 busy cores) is needed. The training path is the same ``tasks`` +
     ``train.train`` code the foundation tests cover."""
     p = tasks.preset("voice", "smoke")
-    module = build_module("singing_voice_detector", {"width": p.width, "zero_mean_first_conv": True})
+    module = build_module("singing_voice_detector",
+                          {"width": p.width, "zero_mean_first_conv": True})
     frontend = tasks.frontend_for("voice")
     dummy = jnp.zeros((1, frontend.n_mels, p.excerpt_frames), jnp.float32)
     # One compiled init instead of Flax's eager op-by-op init (~25 s of first-op compiles).
@@ -114,5 +115,7 @@ def test_bad_input(tmp_path):
         study.run(out=tmp_path, preset="huge")
     with pytest.raises(ValueError, match="--num-samples"):
         study.run(out=tmp_path, preset="smoke", num_samples=1)
+    with pytest.raises(ValueError, match="--per-direction"):
+        study.run(out=tmp_path, preset="smoke", per_direction=0)
     with pytest.raises(ValueError, match="classifier.json"):
         study.run(out=tmp_path, preset="smoke", model=tmp_path / "nothing")

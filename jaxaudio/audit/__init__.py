@@ -7,6 +7,11 @@
   perturbations, fidelity (R²) against correctness.
 - :mod:`~jaxaudio.audit.summaries`: the study's tables per group of adversaries and the
   controls' detection rates.
+- :mod:`~jaxaudio.audit.excerpts`, :mod:`~jaxaudio.audit.adversaries`,
+  :mod:`~jaxaudio.audit.explanations`: what the study attacks, its C&W flips, horse and subset
+  sets, and the explanations of a batch; :mod:`~jaxaudio.audit.results`: the numbers for
+  ``results.json``, the arrays the report draws from and the listening WAVs (import these
+  modules themselves; they are not re-exported here).
 """
 
 from jaxaudio.audit.controls import (
@@ -19,7 +24,14 @@ from jaxaudio.audit.controls import (
     subset_logits_fn,
     subset_recall,
 )
-from jaxaudio.audit.summaries import direction_tables, flip_matrices, horse_summary, subset_summary
+from jaxaudio.audit.summaries import (
+    audit_groups,
+    direction_tables,
+    flip_matrices,
+    grouped_tables,
+    horse_summary,
+    subset_summary,
+)
 from jaxaudio.audit.veracity import (
     check_batch,
     flip_curve,
@@ -36,6 +48,7 @@ from jaxaudio.audit.veracity import (
 
 __all__ = [
     "HORSE_KINDS",
+    "audit_groups",
     "check_batch",
     "detection_rate",
     "direction_tables",
@@ -44,6 +57,7 @@ __all__ = [
     "flip_curve",
     "flip_matrix",
     "flip_matrices",
+    "grouped_tables",
     "horse_summary",
     "horse_patterns",
     "norm_rankings",

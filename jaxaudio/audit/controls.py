@@ -188,7 +188,8 @@ def detection_rate(rankings, components, k: int = 1) -> float:
     r = np.asarray(rankings)
     comp = np.asarray(components)
     if r.ndim != 2 or comp.shape != (r.shape[0],):
-        raise ValueError(f"rankings (n, C) and components (n,) expected, got {r.shape}, {comp.shape}")
+        raise ValueError(f"rankings (n, C) and components (n,) expected, got {r.shape}, "
+                         f"{comp.shape}")
     if int(k) != k or not 1 <= k <= r.shape[1]:
         raise ValueError(f"k must be an integer in [1, {r.shape[1]}], got {k!r}")
     if r.shape[0] == 0:

@@ -4,6 +4,8 @@
   norm ranking, for a batch of adversaries;
 - :func:`direction_tables`: Table 1 (top-k), Table 2 (all positive components vs the same
   number by norm) and the flip curves of one group of adversaries;
+- :func:`grouped_tables`: :func:`direction_tables` of every group of one batch of adversaries;
+- :func:`audit_groups`: flip matrices and grouped tables of adversaries kept per group;
 - :func:`horse_summary`, :func:`subset_summary`: detection rates of the two controls.
 
 Values are JSON-ready (floats, ints, lists; NaN where a group is empty).
@@ -20,7 +22,8 @@ from jaxaudio.audit.veracity import (flip_curve, flip_matrix, norm_rankings, pos
                                      rankings_from_weights, table_at_k, table_positive)
 from jaxaudio.explain.segmentation import component_masks
 
-__all__ = ["flip_matrices", "direction_tables", "horse_summary", "subset_summary"]
+__all__ = ["flip_matrices", "direction_tables", "grouped_tables", "audit_groups", "horse_summary",
+           "subset_summary"]
 
 
 def flip_matrices(predict_fn, specs, deltas, weights: Mapping[str, np.ndarray], targets, *,
@@ -64,6 +67,41 @@ def direction_tables(flips: Mapping[str, np.ndarray], weights: Mapping[str, np.n
             "curves": {sel: flip_curve(f).tolist() for sel, f in flips.items()}}
 
 
+def grouped_tables(flips: Mapping[str, np.ndarray], weights: Mapping[str, np.ndarray], groups,
+                   names, *, k: int = 3) -> dict:
+    """:func:`direction_tables` per group: ``{name: tables, "flips_<name>_<sel>": flips}``
+    where group ``g`` (``groups == g``, one entry per adversary) is called ``names[g]``."""
+    groups, out = np.asarray(groups), {}
+    for g, name in enumerate(names):
+        f = {sel: flips[sel][groups == g] for sel in flips}
+        out[name] = direction_tables(f, {e: w[groups == g] for e, w in weights.items()}, k=k)
+        out.update({f"flips_{name}_{sel}": f[sel] for sel in f})
+    return out
+
+
+def audit_groups(predict_fn, specs, classes, adversaries, explanations, names, *,
+                 explainers=("lime", "occlusion", "integrated_gradients"), k: int = 3,
+                 n_temporal: int = 5, n_frequency: int = 4) -> dict:
+    """Flip matrices (:func:`flip_matrices`) and :func:`grouped_tables` of the audited
+    adversaries of several groups (one per name, e.g. attack direction) taken together.
+
+    ``adversaries[g]``: ``audited`` (positions into ``specs`` / ``classes``) and ``deltas``;
+    ``explanations[g]``: ``<explainer>_weights`` and ``lime_score`` per audited adversary;
+    the target of an adversary of class ``c`` is ``1 - c``. Returns ``{"score", "group",
+    **grouped_tables}`` (``score``: LIME's, ``group``: the class of each).
+    """
+    def cat(parts, key):
+        return np.concatenate([p[key] for p in parts])
+
+    idx = cat(adversaries, "audited")
+    groups = np.asarray(classes)[idx]
+    weights = {e: cat(explanations, f"{e}_weights") for e in explainers}
+    flips = flip_matrices(predict_fn, np.asarray(specs)[idx], cat(adversaries, "deltas"),
+                          weights, 1 - groups, n_temporal=n_temporal, n_frequency=n_frequency)
+    return {"score": cat(explanations, "lime_score"), "group": groups,
+            **grouped_tables(flips, weights, groups, names, k=k)}
+
+
 def horse_summary(found, component, amplitude, weights: Mapping[str, np.ndarray], lime_score,
                   *, k: int = 3) -> dict:
     """Horses found and how often each explainer ranks the edited component first / top ``k``.
@@ -80,7 +118,8 @@ def horse_summary(found, component, amplitude, weights: Mapping[str, np.ndarray]
         rank = rankings_from_weights(w) if len(found) else None
         for kk in (1, k):
             out[f"{e}_top{kk}"] = detection_rate(rank, comp, kk) if len(found) else None
-    hit = (rankings_from_weights(weights["lime"])[:, 0] == comp) if len(found) else np.zeros(0, bool)
+    hit = ((rankings_from_weights(weights["lime"])[:, 0] == comp) if len(found)
+           else np.zeros(0, bool))
     out["_hit"] = hit
     return out
 
