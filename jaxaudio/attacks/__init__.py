@@ -29,13 +29,14 @@ from jaxaudio.attacks import core, specs  # noqa: F401  (attacks.core.useful_ste
 from jaxaudio.attacks.containers import (AttackConfig, AttackResult, AttackSpec, Decision, Goal,
                                          LoopState, SweepResult)
 from jaxaudio.attacks.driver import as_hyper, clear_cache, compile_attack
-from jaxaudio.attacks.gradient import (carlini_wagner, fgsm, fgsm_sweep, make_attack,
+from jaxaudio.attacks.gradient import (carlini_wagner, fgsm, fgsm_sweep,
                                        multiscale_carlini_wagner, pgd, pgd_l2)
 from jaxaudio.attacks.losses import (DEFAULT_FFT_SIZES, binary_cross_entropy, cross_entropy,
                                      multiscale_spectral_distance, squared_l2_distance)
 from jaxaudio.attacks.pieces import (make_decision, round_to_16bit, sign_gradient, signed_adam,
                                      snr_db)
 from jaxaudio.attacks.sharding import batch_mesh, shard_batch, sharded, unpad
+from jaxaudio.attacks.specs import make_attack
 from jaxaudio.attacks.validation import example_keys, random_targets
 from jaxaudio.data.audio import PCM16_MAX_INDEX, PCM16_MIN_INDEX, PCM16_SCALE
 

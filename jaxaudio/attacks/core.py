@@ -10,8 +10,9 @@
 
 from jaxaudio.attacks.containers import (AttackConfig, AttackResult, AttackSpec, Decision, Goal,
                                          LoopState, QueueState, SweepResult)
-from jaxaudio.attacks.driver import (LOOP_MODES, as_hyper, attack_queue, clear_cache,
-                                     compile_attack, default_loop, drive, run_on_device)
+from jaxaudio.attacks.driver import (LOOP_MODES, HostLoop, as_hyper, attack_queue,
+                                     clear_cache, compile_attack, default_loop, drive,
+                                     run_on_device)
 from jaxaudio.attacks.loop import (Loop, finalize, init_state, plain_loop, queue_active,
                                    queue_body, queue_finish, queue_init, queue_loop, running,
                                    step, useful_steps)
@@ -32,7 +33,8 @@ __all__ = [
     "materialize", "quantize_16bit", "round_to_16bit", "snr_db", "snr_db_example", "Loop",
     "running", "init_state", "step", "finalize", "plain_loop", "queue_loop", "queue_init",
     "queue_body", "queue_active", "queue_finish", "attack_queue", "useful_steps", "LOOP_MODES",
-    "default_loop", "run_on_device", "drive", "as_hyper", "compile_attack", "clear_cache",
+    "default_loop", "run_on_device", "HostLoop", "drive", "as_hyper", "compile_attack",
+    "clear_cache",
     "example_keys", "random_targets", "num_classes", "PreparedInputs", "prepare_inputs",
     "check_positive", "check_max_iterations", "check_slots",
 ]

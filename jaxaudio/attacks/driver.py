@@ -12,7 +12,7 @@ Python loop over one jitted iteration (``"host"``). Both run the same ``body``/`
 from __future__ import annotations
 
 import functools
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +21,7 @@ from jaxaudio.attacks import validation
 from jaxaudio.attacks.containers import AttackConfig, AttackSpec, Goal, LogitsFn, SweepResult
 from jaxaudio.attacks.loop import Loop, plain_loop, queue_loop
 
-__all__ = ["LOOP_MODES", "default_loop", "run_on_device", "drive", "attack_queue",
+__all__ = ["LOOP_MODES", "default_loop", "run_on_device", "HostLoop", "drive", "attack_queue",
            "compile_attack", "clear_cache"]
 
 #: How the iterations are driven: ``"device"`` = one :func:`jax.lax.while_loop` inside one
@@ -47,11 +47,31 @@ def run_on_device(loop: Loop):
     return loop.finish(jax.lax.while_loop(loop.active, loop.body, loop.init()))
 
 
+class HostLoop(NamedTuple):
+    """A loop driven from the host: jitted ``init(*args)``, ``body(carry, *args) -> (carry,
+    active)`` (the carry is donated) and ``finish(carry, *args)``; calling it runs them all.
+
+    The pieces can also be stepped by hand (e.g. to look at every iterate).
+    """
+
+    init: Callable
+    body: Callable
+    finish: Callable
+
+    def __call__(self, *args):
+        carry = self.init(*args)
+        active = True  # every example starts running (step 0 < max_iterations >= 1)
+        while active:
+            carry, any_active = self.body(carry, *args)
+            active = bool(any_active)
+        return self.finish(carry, *args)
+
+
 def drive(build: Callable[..., Loop], mode: str) -> Callable:
     """Compile ``run(*args) = finish(body^k(init()))`` for ``build(*args) -> Loop``.
 
-    ``"device"``: one jitted call. ``"host"``: jitted ``init``, ``body`` (which also returns
-    ``active``, read back once per iteration; the carry is donated) and ``finish``.
+    ``"device"``: one jitted call. ``"host"``: a :class:`HostLoop` (one jitted iteration per
+    step, ``active`` read back once per iteration).
     """
     if mode == "device":
         return jax.jit(lambda *args: run_on_device(build(*args)))
@@ -61,19 +81,9 @@ def drive(build: Callable[..., Loop], mode: str) -> Callable:
         carry = loop.body(carry)
         return carry, loop.active(carry)
 
-    init_j = jax.jit(lambda *args: build(*args).init())
-    body_j = jax.jit(body, donate_argnums=0)
-    finish_j = jax.jit(lambda carry, *args: build(*args).finish(carry))
-
-    def run(*args):
-        carry = init_j(*args)
-        active = True  # every example starts running (step 0 < max_iterations >= 1)
-        while active:
-            carry, any_active = body_j(carry, *args)
-            active = bool(any_active)
-        return finish_j(carry, *args)
-
-    return run
+    return HostLoop(init=jax.jit(lambda *args: build(*args).init()),
+                    body=jax.jit(body, donate_argnums=0),
+                    finish=jax.jit(lambda carry, *args: build(*args).finish(carry)))
 
 
 def attack_queue(spec: AttackSpec, logits_fn: LogitsFn, x, goal: Goal, keys, *, slots: int,

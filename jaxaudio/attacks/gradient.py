@@ -31,8 +31,7 @@ Success, untargeted: ``argmax != label``. To attack "the prediction changes" rat
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Callable, Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import jax.numpy as jnp
 import numpy as np
@@ -42,36 +41,7 @@ from jaxaudio.attacks.containers import AttackConfig, AttackResult, SweepResult
 from jaxaudio.attacks.validation import check_max_iterations, check_positive, check_slots
 
 __all__ = ["fgsm", "fgsm_sweep", "pgd", "pgd_l2", "carlini_wagner",
-           "multiscale_carlini_wagner", "make_attack"]
-
-_CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(AttackConfig))
-
-
-def make_attack(method: Union[str, Callable], logits_fn, *, slots: Optional[int] = None,
-                loop: Optional[str] = None, **kwargs):
-    """The cached, jitted batched core of an attack, without input validation.
-
-    ``method``: a name of :data:`jaxaudio.attacks.specs.FACTORIES` (``"fgsm"``, ``"pgd"``,
-    ``"cw"``, ``"multiscale_cw"``) or a factory. ``kwargs`` are :class:`AttackConfig` fields
-    and the factory's *static* options (e.g. ``random_start``, ``norm``). Returns ``fn(x,
-    labels, targets, keys, hyper, max_iterations) -> AttackResult`` with ``hyper`` a dict of the
-    factory's numeric hyperparameters (:func:`jaxaudio.attacks.driver.as_hyper`), see
-    :func:`jaxaudio.attacks.driver.compile_attack`. For benchmarks and inner loops that already
-    hold validated device arrays; everyone else should call :func:`fgsm`, :func:`pgd`, ...
-
-    With ``slots=B`` the batch runs as a refilled queue through ``B`` slots and ``fn`` returns
-    ``(AttackResult, loop_steps)``. ``loop``: ``"device"``, ``"host"`` or ``None`` (see
-    :func:`jaxaudio.attacks.driver.default_loop`).
-    """
-    factory = specs.FACTORIES.get(method) if isinstance(method, str) else method
-    if factory is None:
-        raise ValueError(f"method must be one of {sorted(specs.FACTORIES)} or a factory, got "
-                         f"{method!r}")
-    config = AttackConfig(**{k: v for k, v in kwargs.items() if k in _CONFIG_FIELDS})
-    options = tuple(sorted((k, v) for k, v in kwargs.items() if k not in _CONFIG_FIELDS))
-    return driver.compile_attack(logits_fn, config, factory, options, slots=check_slots(slots),
-                                 loop=loop)
-
+           "multiscale_carlini_wagner"]
 
 def _run(factory, logits_fn, x, labels, *, hyper, options=None, max_iterations=1,
          need_key=False, target=None, key=None, early_stop=True, decision="softmax",
@@ -269,8 +239,9 @@ def carlini_wagner(logits_fn, x, labels, *, target="random", key=None, clip_eps:
     """
     return _cw(specs.carlini_wagner, {}, logits_fn, x, labels, target=target, key=key,
                clip_eps=clip_eps, alpha=alpha, learning_rate=learning_rate,
-               max_iterations=max_iterations, early_stop=early_stop, decision=decision, threshold=threshold,
-               output_index=output_index, domain=domain, clip_min=clip_min, clip_max=clip_max,
+               max_iterations=max_iterations, early_stop=early_stop, decision=decision,
+               threshold=threshold, output_index=output_index, domain=domain,
+               clip_min=clip_min, clip_max=clip_max,
                quantize_16bit=quantize_16bit, min_samples=min_samples, slots=slots)
 
 

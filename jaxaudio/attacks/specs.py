@@ -9,21 +9,23 @@ traced (changing them does not recompile) and the others (``norm``, ``random_sta
 16-bit grid, early stopping) is not a factory argument but the
 :class:`~jaxaudio.attacks.containers.AttackConfig`.
 
-Adding an attack = one factory here, one entry in :data:`FACTORIES` (for
-:func:`jaxaudio.attacks.make_attack`) and a short public wrapper in
-:mod:`jaxaudio.attacks.gradient` that validates its hyperparameters.
+Adding an attack = one factory here, one entry in :data:`FACTORIES` (for :func:`make_attack`,
+the compiled core without input validation) and a short public wrapper in
+:mod:`jaxaudio.attacks.gradient` that validates its hyperparameters (see ``pgd_l2`` there).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import dataclasses
+from typing import Callable, Optional, Sequence, Union
 
 import optax
 
-from jaxaudio.attacks import losses, pieces
-from jaxaudio.attacks.containers import AttackSpec
+from jaxaudio.attacks import driver, losses, pieces, validation
+from jaxaudio.attacks.containers import AttackConfig, AttackSpec
 
-__all__ = ["NORMS", "fgsm", "pgd", "carlini_wagner", "multiscale_carlini_wagner", "FACTORIES"]
+__all__ = ["NORMS", "fgsm", "pgd", "carlini_wagner", "multiscale_carlini_wagner", "FACTORIES",
+           "make_attack"]
 
 #: Constraint sets of :func:`pgd`.
 NORMS = ("linf", "l2", "snr_l2")
@@ -109,3 +111,31 @@ FACTORIES = {
     "multiscale_cw": multiscale_carlini_wagner,
 }
 
+_CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(AttackConfig))
+
+
+def make_attack(method: Union[str, Callable], logits_fn, *, slots: Optional[int] = None,
+                loop: Optional[str] = None, **kwargs):
+    """The cached, jitted batched core of an attack, without input validation.
+
+    ``method``: a name of :data:`FACTORIES` (``"fgsm"``, ``"pgd"``, ``"cw"``,
+    ``"multiscale_cw"``) or a factory. ``kwargs`` are :class:`AttackConfig` fields
+    and the factory's *static* options (e.g. ``random_start``, ``norm``). Returns ``fn(x,
+    labels, targets, keys, hyper, max_iterations) -> AttackResult`` with ``hyper`` a dict of the
+    factory's numeric hyperparameters (:func:`jaxaudio.attacks.driver.as_hyper`), see
+    :func:`jaxaudio.attacks.driver.compile_attack`. For benchmarks and inner loops that already
+    hold validated device arrays; everyone else should call :func:`jaxaudio.attacks.fgsm`,
+    :func:`jaxaudio.attacks.pgd`, ...
+
+    With ``slots=B`` the batch runs as a refilled queue through ``B`` slots and ``fn`` returns
+    ``(AttackResult, loop_steps)``. ``loop``: ``"device"``, ``"host"`` or ``None`` (see
+    :func:`jaxaudio.attacks.driver.default_loop`).
+    """
+    factory = FACTORIES.get(method) if isinstance(method, str) else method
+    if factory is None:
+        raise ValueError(f"method must be one of {sorted(FACTORIES)} or a factory, got "
+                         f"{method!r}")
+    config = AttackConfig(**{k: v for k, v in kwargs.items() if k in _CONFIG_FIELDS})
+    options = tuple(sorted((k, v) for k, v in kwargs.items() if k not in _CONFIG_FIELDS))
+    return driver.compile_attack(logits_fn, config, factory, options,
+                                 slots=validation.check_slots(slots), loop=loop)
