@@ -43,6 +43,7 @@ from jaxaudio.attacks.validation import check_max_iterations, check_positive, ch
 __all__ = ["fgsm", "fgsm_sweep", "pgd", "pgd_l2", "carlini_wagner",
            "multiscale_carlini_wagner"]
 
+
 def _run(factory, logits_fn, x, labels, *, hyper, options=None, max_iterations=1,
          need_key=False, target=None, key=None, early_stop=True, decision="softmax",
          threshold=0.5, output_index=0, domain="waveform", clip_min=None, clip_max=None,

@@ -102,7 +102,8 @@ def sharded(attack_fn: Callable, *, mesh: Optional[Mesh] = None) -> Callable:
     its batch runs sharded over the devices of ``mesh`` (default: all devices).
 
     Works for :func:`~jaxaudio.attacks.fgsm`, :func:`~jaxaudio.attacks.fgsm_sweep`,
-    :func:`~jaxaudio.attacks.pgd`, :func:`~jaxaudio.attacks.carlini_wagner` and
+    :func:`~jaxaudio.attacks.pgd`, :func:`~jaxaudio.attacks.pgd_l2`,
+    :func:`~jaxaudio.attacks.carlini_wagner` and
     :func:`~jaxaudio.attacks.multiscale_carlini_wagner`. ``x``, ``labels``, an array ``target``
     and the per-example keys are padded and sharded; int/str ``target`` values pass through.
     On one device it calls ``attack_fn`` unchanged.
