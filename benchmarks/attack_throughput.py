@@ -110,7 +110,7 @@ def loop_overhead(clf, waves, labels, batches, *, iterations, repeats) -> list[d
     rows = []
     settings = {
         "pgd": (dict(random_start=True), dict(learning_rate=1e-4, eps=2e-3)),
-        "cw": (dict(targeted=True), dict(learning_rate=1e-4, eps=1e-2, alpha=1.0)),
+        "cw": (dict(targeted=True), dict(learning_rate=1e-4, clip_eps=1e-2, alpha=1.0)),
     }
     for batch in batches:
         x = jnp.asarray(waves[:batch])
@@ -139,8 +139,9 @@ def loop_overhead(clf, waves, labels, batches, *, iterations, repeats) -> list[d
             tgt = targets if name == "cw" else jnp.full((batch,), -1, jnp.int32)
 
             def call(steps):
-                hyper = core.Hyperparameters.create(max_iterations=steps, **hyper_kwargs)
-                return lambda: fn(x, y, tgt, keys, hyper).adversarial
+                hyper = attacks.as_hyper(**hyper_kwargs)  # noqa: B023
+                steps = jnp.asarray(steps, jnp.int32)
+                return lambda: fn(x, y, tgt, keys, hyper, steps).adversarial  # noqa: B023
 
             calls = {"short": call(short), "long": call(iterations)}
             for c in calls.values():
@@ -176,19 +177,21 @@ def loop_overhead(clf, waves, labels, batches, *, iterations, repeats) -> list[d
 def early_stop_efficiency(clf, waves, labels, *, slots, max_iterations) -> list[dict]:
     """Plain batches of ``slots`` examples vs one refilled queue through ``slots`` slots."""
     n = len(waves)
-    hyper = core.Hyperparameters.create(learning_rate=2e-4, eps=2e-3,
-                                        max_iterations=max_iterations)
+    hyper = attacks.as_hyper(learning_rate=2e-4, eps=2e-3)
+    steps_max = jnp.asarray(max_iterations, jnp.int32)
     keys = jax.random.split(jax.random.key(1), n)
     x, y = jnp.asarray(waves), jnp.asarray(labels)
     tgt = jnp.full((n,), -1, jnp.int32)
     rows = []
 
     plain = attacks.make_attack("pgd", clf.logits_fn, random_start=True)
-    jax.block_until_ready(plain(x[:slots], y[:slots], tgt[:slots], keys[:slots], hyper))
+    jax.block_until_ready(plain(x[:slots], y[:slots], tgt[:slots], keys[:slots], hyper,
+                                steps_max))
     t0 = time.perf_counter()
     iters, loop_steps = [], 0
     for i in range(0, n, slots):
-        res = plain(x[i:i + slots], y[i:i + slots], tgt[i:i + slots], keys[i:i + slots], hyper)
+        res = plain(x[i:i + slots], y[i:i + slots], tgt[i:i + slots], keys[i:i + slots], hyper,
+                    steps_max)
         need = core.useful_steps(res.iterations, max_iterations)
         iters.append(np.asarray(res.iterations))
         loop_steps += int(need.max())  # a plain batch runs until its slowest example is done
@@ -200,9 +203,9 @@ def early_stop_efficiency(clf, waves, labels, *, slots, max_iterations) -> list[
                  "useful_example_steps": useful, "efficiency": useful / (slots * loop_steps)})
 
     queue = attacks.make_attack("pgd", clf.logits_fn, random_start=True, slots=slots)
-    jax.block_until_ready(queue(x, y, tgt, keys, hyper)[0].adversarial)
+    jax.block_until_ready(queue(x, y, tgt, keys, hyper, steps_max)[0].adversarial)
     t0 = time.perf_counter()
-    res, steps = queue(x, y, tgt, keys, hyper)
+    res, steps = queue(x, y, tgt, keys, hyper, steps_max)
     jax.block_until_ready(res.adversarial)
     t_queue = time.perf_counter() - t0
     same = bool(np.array_equal(np.asarray(res.iterations), iterations))
@@ -240,11 +243,13 @@ def foolbox_comparison(clf, waves, labels, *, batch, steps, repeats) -> dict:
     fb_success = np.asarray(fb_success)
 
     fn = attacks.make_attack("pgd", clf.logits_fn, random_start=True, early_stop=False)
-    hyper = core.Hyperparameters.create(learning_rate=step, eps=eps, max_iterations=steps)
+    hyper = attacks.as_hyper(learning_rate=step, eps=eps)
+    max_steps = jnp.asarray(steps, jnp.int32)
     keys = jax.random.split(jax.random.key(0), batch)
     tgt = jnp.full((batch,), -1, jnp.int32)
-    t_ours = _median_time(lambda: fn(x, y, tgt, keys, hyper).adversarial, repeats)
-    ours = np.asarray(fn(x, y, tgt, keys, hyper).success)
+    t_ours = _median_time(lambda: fn(x, y, tgt, keys, hyper, max_steps).adversarial,
+                           repeats)
+    ours = np.asarray(fn(x, y, tgt, keys, hyper, max_steps).success)
     out = {
         "batch": batch, "steps": steps, "eps": eps, "step_size": step,
         "foolbox": {"version": fb.__version__, "attack": "LinfPGD (sign-gradient steps)",

@@ -152,20 +152,83 @@ def test_no_early_stop_runs_all_steps_and_keeps_best(pgd_result):
     assert np.all(_linf(r.perturbation) <= FAST["eps"] + 1e-6)
 
 
-def test_every_step_respects_the_projection():
-    config = attacks.AttackConfig(method="pgd", random_start=True)
-    hyper = attacks.Hyperparameters.create(learning_rate=3e-3, eps=5e-3, max_iterations=10)
-    spec = attacks.gradient.SPEC_BUILDERS["pgd"](config, hyper)
-    x = jnp.asarray(WAVES[3])
-    goal = attacks.Goal(jnp.int32(LABELS[3]), jnp.int32(-1))
-    state = core.init_state(spec, x, jax.random.key(0), max_iterations=10)
-    step = jax.jit(lambda s: core.step(spec, logits_fn, x, goal, s, config))
-    for _ in range(5):
-        assert float(jnp.abs(state.delta).max()) <= 5e-3
-        x_adv = core.materialize(state.delta, x, config)
-        assert float(jnp.abs(x_adv).max()) <= 1.0
-        state = step(state)
-    assert int(state.step) == 5
+def _every_iterate(norm, hyper, steps):
+    """Step the compiled host loop of attacks.pgd / attacks.pgd_l2 (the same cached function
+    the module fixtures ran) by hand and yield every iterate's ``delta`` and ``x_adv``."""
+    fn = attacks.make_attack("pgd", logits_fn, norm=norm, random_start=True)
+    assert isinstance(fn, core.HostLoop)  # the CPU default
+    prepared = core.prepare_inputs(logits_fn, WAVES, LABELS, key=KEYS, need_key=True)
+    args = (prepared.x, prepared.labels, prepared.targets, prepared.keys,
+            attacks.as_hyper(eps=hyper["eps"], learning_rate=hyper["learning_rate"]),
+            jnp.asarray(hyper["max_iterations"], jnp.int32))
+    state = fn.init(*args)
+    for _ in range(steps):
+        delta = np.array(state.delta)  # a copy: the loop body donates the state
+        yield delta, np.clip(WAVES + delta, -1.0, 1.0)
+        state, _ = fn.body(state, *args)
+    assert np.all(np.asarray(state.step) >= 1)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_every_step_respects_the_projection(norm, pgd_result, pgd_l2_result):
+    hyper = FAST if norm == "linf" else L2
+    eps = hyper["eps"]
+    if norm == "linf":
+        norm_of = _linf
+    else:
+        def norm_of(a):
+            return np.linalg.norm(np.asarray(a, np.float64).reshape(len(a), -1), axis=1)
+
+    for k, (delta, x_adv) in enumerate(_every_iterate(norm, hyper, 6)):
+        if k == 0:
+            assert np.all(norm_of(delta) > 0.5 * eps)  # the random start is not zero
+        assert np.all(norm_of(delta) <= eps * (1 + 1e-6)), (k, norm_of(delta))
+        assert np.all(np.abs(x_adv) <= 1.0)
+        # Clipping only shrinks it (up to float32 rounding of x + delta).
+        assert np.all(norm_of(x_adv - WAVES) <= eps + 1e-5)
+
+
+def test_unknown_norm_and_method_rejected():
+    with pytest.raises(ValueError, match="norm"):
+        attacks.specs.pgd(eps=1e-2, learning_rate=1e-3, norm="l3")
+    with pytest.raises(ValueError, match="snr_db"):
+        attacks.specs.pgd(eps=1e-2, learning_rate=1e-3, norm="snr_l2")
+    with pytest.raises(TypeError):
+        attacks.specs.pgd(1e-2, 1e-3)  # hyperparameters are keyword-only
+    with pytest.raises(ValueError, match="method"):
+        attacks.make_attack("deepfool", logits_fn)
+
+
+# --------------------------------------------------------------------------------------------
+# L2 PGD
+# --------------------------------------------------------------------------------------------
+
+L2 = dict(eps=0.5, learning_rate=1e-3, max_iterations=40)
+
+
+@pytest.fixture(scope="module")
+def pgd_l2_result():
+    return attacks.pgd_l2(logits_fn, WAVES, LABELS, key=KEYS, **L2)
+
+
+def test_pgd_l2_stays_in_the_l2_ball(pgd_l2_result):
+    r = pgd_l2_result
+    l2 = np.linalg.norm(np.asarray(r.perturbation, np.float64), axis=1)
+    assert np.all(l2 <= L2["eps"] * (1 + 1e-5)), l2
+    assert np.all(np.abs(np.asarray(r.adversarial)) <= 1.0)
+    assert np.any(np.asarray(r.success))
+    success = np.asarray(r.success)
+    np.testing.assert_array_equal(np.asarray(logits_fn(r.adversarial)).argmax(-1) != LABELS,
+                                  success)
+
+
+def test_pgd_l2_batch_equals_single(pgd_l2_result):
+    for i in range(len(WAVES)):
+        single = attacks.pgd_l2(logits_fn, WAVES[i:i + 1], LABELS[i:i + 1], key=KEYS[i:i + 1],
+                                **L2)
+        np.testing.assert_array_equal(np.asarray(single.adversarial[0]),
+                                      np.asarray(pgd_l2_result.adversarial[i]))
+        assert int(single.iterations[0]) == int(pgd_l2_result.iterations[i])
 
 
 # --------------------------------------------------------------------------------------------
@@ -349,16 +412,18 @@ def test_quantized_adversarial_survives_pcm16_round_trip(tmp_path):
 
 
 def test_multiscale_distance_zero_for_identical_inputs_with_finite_gradient():
-    distance = jax.jit(attacks.multiscale_spectral_distance)
-    grad = jax.jit(jax.grad(lambda a, b: attacks.multiscale_spectral_distance(a, b).sum(),
-                            argnums=1))
+    @jax.jit  # one compile for the distance and its gradient
+    def distance_and_grad(a, b):
+        return (attacks.multiscale_spectral_distance(a, b),
+                jax.grad(lambda b: attacks.multiscale_spectral_distance(a, b).sum())(b))
+
     x = jnp.asarray(WAVES[:2])
     silence = jnp.zeros_like(x)
-    np.testing.assert_array_equal(np.asarray(distance(x, x)), 0.0)
-    assert np.all(np.asarray(distance(x, x + 1e-3)) > 0.0)
-    for clean in (x, silence):  # at x_adv == x, and on digital silence
-        g = np.asarray(grad(clean, clean))
-        assert np.all(np.isfinite(g))
+    d, g = distance_and_grad(x, x)
+    np.testing.assert_array_equal(np.asarray(d), 0.0)
+    assert np.all(np.isfinite(np.asarray(g)))  # at x_adv == x ...
+    assert np.all(np.asarray(distance_and_grad(x, x + 1e-3)[0]) > 0.0)
+    assert np.all(np.isfinite(np.asarray(distance_and_grad(silence, silence)[1])))  # ... silence
 
 
 # --------------------------------------------------------------------------------------------
@@ -430,30 +495,34 @@ def test_slot_refill_with_random_targets_and_unfinished_examples():
     assert not np.all(np.asarray(plain.success)), "want at least one unfinished example"
 
 
+# Traced arguments as attacks.pgd passes them (same types: compiled functions are shared).
+_HYPER = attacks.as_hyper(eps=FAST["eps"], learning_rate=FAST["learning_rate"])
+_MAX_ITERATIONS = jnp.asarray(FAST["max_iterations"], jnp.int32)
+
+
 def test_slot_refill_needs_fewer_loop_steps_than_waiting_for_the_slowest(pgd_result):
-    hyper = core.Hyperparameters.create(learning_rate=FAST["learning_rate"], eps=FAST["eps"],
-                                        max_iterations=FAST["max_iterations"])
     prepared = core.prepare_inputs(logits_fn, WAVES, LABELS, key=KEYS, need_key=True)
-    fn = attacks.make_attack("pgd", logits_fn, slots=2, random_start=True)
-    result, loop_steps = fn(prepared.x, prepared.labels, prepared.targets, prepared.keys, hyper)
+    # The options attacks.pgd passes: the compiled queue of the slots=3 test above is reused.
+    fn = attacks.make_attack("pgd", logits_fn, slots=3, norm="linf", random_start=True)
+    result, loop_steps = fn(prepared.x, prepared.labels, prepared.targets, prepared.keys,
+                            _HYPER, _MAX_ITERATIONS)
     _assert_same_results(result, pgd_result)
     need = core.useful_steps(result.iterations, FAST["max_iterations"])
-    # Two slots, examples 0,1 first: no slot can do more work than the queue holds, and the
-    # queue never takes longer than running the two halves as separate plain batches.
-    assert need.sum() <= 2 * int(loop_steps)
-    assert int(loop_steps) <= need[:2].max() + need[2:].max()
-    assert int(loop_steps) >= int(np.ceil(need.sum() / 2))
+    # Three slots, examples 0-2 first: no slot can do more work than the queue holds, and the
+    # queue never takes longer than running examples 0-2 and then example 3 as plain batches.
+    assert need.sum() <= 3 * int(loop_steps)
+    assert int(loop_steps) <= need[:3].max() + need[3:].max()
+    assert int(loop_steps) >= int(np.ceil(need.sum() / 3))
 
 
 @pytest.mark.parametrize("slots", [None, 2])
 def test_device_loop_equals_host_loop(pgd_result, slots):
     # On CPU the default is the host-driven loop; the on-device while_loop must agree.
     assert core.default_loop() == "host"
-    hyper = core.Hyperparameters.create(learning_rate=FAST["learning_rate"], eps=FAST["eps"],
-                                        max_iterations=FAST["max_iterations"])
     prepared = core.prepare_inputs(logits_fn, WAVES, LABELS, key=KEYS, need_key=True)
     fn = attacks.make_attack("pgd", logits_fn, slots=slots, loop="device", random_start=True)
-    result = fn(prepared.x, prepared.labels, prepared.targets, prepared.keys, hyper)
+    result = fn(prepared.x, prepared.labels, prepared.targets, prepared.keys, _HYPER,
+                _MAX_ITERATIONS)
     _assert_same_results(result if slots is None else result[0], pgd_result)
 
 

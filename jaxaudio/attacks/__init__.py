@@ -13,49 +13,32 @@ Quick start::
     sweep = attacks.fgsm_sweep(logits_fn, waves, labels, epsilons=[1e-4, 1e-3, 1e-2])
     res = attacks.sharded(attacks.pgd)(logits_fn, waves, labels, key=jax.random.key(0))
 
-See :mod:`jaxaudio.attacks.gradient` (the attacks), :mod:`jaxaudio.attacks.core` (the shared
-per-example loop, result types, SNR) and :mod:`jaxaudio.attacks.losses`.
+    res = attacks.pgd_l2(logits_fn, waves, labels, key=jax.random.key(0), eps=0.1)  # L2 ball
+
+Modules, by role: :mod:`~jaxaudio.attacks.gradient` (the public attacks and their checks),
+:mod:`~jaxaudio.attacks.specs` (one factory per attack: its hyperparameters),
+:mod:`~jaxaudio.attacks.containers` (result/spec/carry types), :mod:`~jaxaudio.attacks.pieces`
+(decisions, projections, starts, 16-bit grid, SNR), :mod:`~jaxaudio.attacks.loop` (the
+per-example step, plain and refilled-queue programs), :mod:`~jaxaudio.attacks.driver` (the one
+loop driver, device or host, and the compile cache), :mod:`~jaxaudio.attacks.validation`
+(input checks), :mod:`~jaxaudio.attacks.losses` and :mod:`~jaxaudio.attacks.sharding`;
+:mod:`~jaxaudio.attacks.core` re-exports the core names.
 """
 
-from jaxaudio.attacks.core import (
-    PCM16_MAX_INDEX,
-    PCM16_MIN_INDEX,
-    PCM16_SCALE,
-    AttackConfig,
-    AttackResult,
-    AttackSpec,
-    Decision,
-    Goal,
-    Hyperparameters,
-    LoopState,
-    SweepResult,
-    attack_example,
-    clear_cache,
-    compile_attack,
-    example_keys,
-    make_decision,
-    random_targets,
-    round_to_16bit,
-    sign_gradient,
-    signed_adam,
-    snr_db,
-)
-from jaxaudio.attacks.gradient import (
-    carlini_wagner,
-    fgsm,
-    fgsm_sweep,
-    make_attack,
-    multiscale_carlini_wagner,
-    pgd,
-)
-from jaxaudio.attacks.losses import (
-    DEFAULT_FFT_SIZES,
-    binary_cross_entropy,
-    cross_entropy,
-    multiscale_spectral_distance,
-    squared_l2_distance,
-)
+from jaxaudio.attacks import core, specs  # noqa: F401  (attacks.core.useful_steps etc.)
+from jaxaudio.attacks.containers import (AttackConfig, AttackResult, AttackSpec, Decision, Goal,
+                                         LoopState, SweepResult)
+from jaxaudio.attacks.driver import as_hyper, clear_cache, compile_attack
+from jaxaudio.attacks.gradient import (carlini_wagner, fgsm, fgsm_sweep,
+                                       multiscale_carlini_wagner, pgd, pgd_l2)
+from jaxaudio.attacks.losses import (DEFAULT_FFT_SIZES, binary_cross_entropy, cross_entropy,
+                                     multiscale_spectral_distance, squared_l2_distance)
+from jaxaudio.attacks.pieces import (make_decision, round_to_16bit, sign_gradient, signed_adam,
+                                     snr_db)
 from jaxaudio.attacks.sharding import batch_mesh, shard_batch, sharded, unpad
+from jaxaudio.attacks.specs import make_attack
+from jaxaudio.attacks.validation import example_keys, random_targets
+from jaxaudio.data.audio import PCM16_MAX_INDEX, PCM16_MIN_INDEX, PCM16_SCALE
 
 __all__ = [
     "PCM16_MAX_INDEX",
@@ -67,10 +50,8 @@ __all__ = [
     "AttackSpec",
     "Decision",
     "Goal",
-    "Hyperparameters",
     "LoopState",
     "SweepResult",
-    "attack_example",
     "batch_mesh",
     "binary_cross_entropy",
     "carlini_wagner",
@@ -85,6 +66,9 @@ __all__ = [
     "multiscale_carlini_wagner",
     "multiscale_spectral_distance",
     "pgd",
+    "pgd_l2",
+    "specs",
+    "as_hyper",
     "random_targets",
     "round_to_16bit",
     "shard_batch",

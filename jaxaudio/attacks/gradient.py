@@ -1,8 +1,9 @@
-"""Gradient attacks: FGSM, PGD, Carlini & Wagner and multi-scale C&W (REFERENCE.md §1).
+"""Gradient attacks: FGSM, PGD (L∞, L2), Carlini & Wagner and multi-scale C&W (REFERENCE.md §1).
 
-Every attack is a :class:`~jaxaudio.attacks.core.AttackSpec` (objective + optax optimiser +
-projection + start) run by the shared per-example loop in :mod:`jaxaudio.attacks.core`; the
-functions here only choose the pieces, validate inputs and call the cached compiled core.
+Every attack is a factory of :mod:`jaxaudio.attacks.specs` (objective + optax optimiser +
+projection + start, its hyperparameters the factory's keyword arguments) run by the shared loop
+(:mod:`jaxaudio.attacks.loop`, :mod:`jaxaudio.attacks.driver`); the functions here only
+validate inputs and hyperparameters and call the cached compiled core.
 
 ``logits_fn(x) -> (batch, num_outputs)`` is any differentiable function, typically a Flax model
 applied in eval mode and closed over its variables::
@@ -34,138 +35,38 @@ from typing import Optional, Sequence
 
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-from jaxaudio.attacks import core, losses
-from jaxaudio.attacks.core import AttackConfig, AttackResult, AttackSpec, Hyperparameters
+from jaxaudio.attacks import driver, losses, specs, validation
+from jaxaudio.attacks.containers import AttackConfig, AttackResult, SweepResult
+from jaxaudio.attacks.validation import check_max_iterations, check_positive, check_slots
 
-__all__ = [
-    "fgsm",
-    "fgsm_sweep",
-    "pgd",
-    "carlini_wagner",
-    "multiscale_carlini_wagner",
-    "make_attack",
-    "SPEC_BUILDERS",
-]
+__all__ = ["fgsm", "fgsm_sweep", "pgd", "pgd_l2", "carlini_wagner",
+           "multiscale_carlini_wagner"]
 
 
-# --------------------------------------------------------------------------------------------
-# The pieces of each attack
-# --------------------------------------------------------------------------------------------
-
-
-def _decision(config: AttackConfig) -> core.Decision:
-    return core.make_decision(decision=config.decision, targeted=config.targeted,
-                              threshold=config.threshold, output_index=config.output_index)
-
-
-def _fgsm_spec(config: AttackConfig, hyper: Hyperparameters) -> AttackSpec:
-    """One step of size eps along the sign of the loss gradient (max_iterations = 1)."""
-    decision = _decision(config)
-    return AttackSpec(
-        objective=lambda x, x_adv, logits, goal: decision.loss(logits, goal),
-        optimizer=optax.chain(core.sign_gradient(), optax.scale(-hyper.learning_rate)),
-        project=core.linf_projection(hyper.eps),
-        init_delta=core.zero_start(),
-        decision=decision,
-    )
-
-
-def _pgd_spec(config: AttackConfig, hyper: Hyperparameters) -> AttackSpec:
-    """Signed-gradient Adam on the classification loss, L∞ ball or SNR-sized L2 ball."""
-    decision = _decision(config)
-    if config.norm == "snr_l2":
-        project = core.snr_l2_projection(hyper.snr_db, margin=config.snr_margin)
-    else:
-        project = core.linf_projection(hyper.eps)
-    return AttackSpec(
-        objective=lambda x, x_adv, logits, goal: decision.loss(logits, goal),
-        optimizer=core.signed_adam(hyper.learning_rate),
-        project=project,
-        init_delta=core.uniform_start(hyper.eps) if config.random_start else core.zero_start(),
-        decision=decision,
-    )
-
-
-def _cw_spec(config: AttackConfig, hyper: Hyperparameters) -> AttackSpec:
-    """distance(x, x_adv) + alpha · classification loss; delta clipped to ±clip_eps."""
-    decision = _decision(config)
-    if config.method == "multiscale_cw":
-        def distance(x, x_adv):
-            return losses.multiscale_spectral_distance(x, x_adv, fft_sizes=config.fft_sizes)
-    else:
-        distance = losses.squared_l2_distance
-
-    def objective(x, x_adv, logits, goal):
-        return distance(x, x_adv) + hyper.alpha * decision.loss(logits, goal)
-
-    return AttackSpec(
-        objective=objective,
-        optimizer=core.signed_adam(hyper.learning_rate),
-        project=core.linf_projection(hyper.eps),
-        init_delta=core.zero_start(),
-        decision=decision,
-    )
-
-
-#: method name -> spec builder ``(AttackConfig, Hyperparameters) -> AttackSpec``.
-SPEC_BUILDERS = {
-    "fgsm": _fgsm_spec,
-    "pgd": _pgd_spec,
-    "cw": _cw_spec,
-    "multiscale_cw": _cw_spec,
-}
-
-
-def make_attack(method: str, logits_fn, *, slots: Optional[int] = None,
-                loop: Optional[str] = None, **config):
-    """The cached, jitted batched core of ``method`` without input validation.
-
-    Returns ``fn(x, labels, targets, keys, hyper) -> AttackResult`` (see
-    :func:`jaxaudio.attacks.core.compile_attack`); ``config`` are the :class:`AttackConfig`
-    fields. For benchmarks and inner loops that already hold validated device arrays; everyone
-    else should call :func:`fgsm`, :func:`pgd`, :func:`carlini_wagner` or
-    :func:`multiscale_carlini_wagner`.
-
-    With ``slots=B`` the batch runs as a refilled queue through ``B`` slots
-    (:func:`jaxaudio.attacks.core.attack_queue`) and ``fn`` returns ``(AttackResult,
-    loop_steps)``. ``loop``: ``"device"``, ``"host"`` or ``None`` (see
-    :func:`jaxaudio.attacks.core.default_loop`).
-    """
-    if method not in SPEC_BUILDERS:
-        raise ValueError(f"method must be one of {sorted(SPEC_BUILDERS)}, got {method!r}")
-    return core.compile_attack(logits_fn, AttackConfig(method=method, **config),
-                               SPEC_BUILDERS[method], slots=core.check_slots(slots), loop=loop)
-
-
-# --------------------------------------------------------------------------------------------
-# Shared wrapper
-# --------------------------------------------------------------------------------------------
-
-
-def _run(method, logits_fn, x, labels, *, hyper_kwargs, target, key, need_key, decision,
-         threshold, output_index, domain, clip_min, clip_max, quantize_16bit, min_samples,
-         early_stop, norm="linf", random_start=False, fft_sizes=losses.DEFAULT_FFT_SIZES,
-         sweep=False, slots=None):
+def _run(factory, logits_fn, x, labels, *, hyper, options=None, max_iterations=1,
+         need_key=False, target=None, key=None, early_stop=True, decision="softmax",
+         threshold=0.5, output_index=0, domain="waveform", clip_min=None, clip_max=None,
+         quantize_16bit=False, min_samples=None, sweep=False, slots=None):
+    """Validate the shared options and inputs, compile (cached) and run ``factory``."""
     if quantize_16bit and domain != "waveform":
         raise ValueError("quantize_16bit applies to waveforms (domain='waveform') only")
-    prepared = core.prepare_inputs(
+    slots = check_slots(slots)
+    prepared = validation.prepare_inputs(
         logits_fn, x, labels, target=target, key=key, decision=decision,
         output_index=output_index, domain=domain, min_samples=min_samples, clip_min=clip_min,
         clip_max=clip_max, threshold=threshold, need_key=need_key,
     )
     config = AttackConfig(
-        method=method, targeted=prepared.targeted, decision=decision,
-        threshold=float(threshold), output_index=int(output_index), norm=norm,
-        random_start=bool(random_start), early_stop=bool(early_stop),
+        targeted=prepared.targeted, decision=decision, threshold=float(threshold),
+        output_index=int(output_index), early_stop=bool(early_stop),
         clip_min=prepared.clip_min, clip_max=prepared.clip_max,
         quantize_16bit=bool(quantize_16bit), snr_margin=prepared.snr_margin,
-        fft_sizes=tuple(int(n) for n in fft_sizes),
     )
-    fn = core.compile_attack(logits_fn, config, SPEC_BUILDERS[method], sweep, slots)
-    hyper = Hyperparameters.create(**hyper_kwargs)
-    out = fn(prepared.x, prepared.labels, prepared.targets, prepared.keys, hyper)
+    options = tuple(sorted((options or {}).items()))
+    fn = driver.compile_attack(logits_fn, config, factory, options, sweep, slots)
+    out = fn(prepared.x, prepared.labels, prepared.targets, prepared.keys,
+             driver.as_hyper(**hyper), jnp.asarray(max_iterations, jnp.int32))
     return out if slots is None else out[0]
 
 
@@ -200,12 +101,10 @@ def fgsm(logits_fn, x, labels, *, eps: float = 0.1, target=None, key=None,
       min_samples: shortest accepted waveform (default 2048).
 
     Returns:
-      :class:`~jaxaudio.attacks.core.AttackResult`.
+      :class:`~jaxaudio.attacks.AttackResult`.
     """
-    eps = core.check_positive("eps", eps)
-    return _run("fgsm", logits_fn, x, labels,
-                hyper_kwargs=dict(learning_rate=eps, eps=eps, max_iterations=1),
-                target=target, key=key, need_key=False, decision=decision, threshold=threshold,
+    return _run(specs.fgsm, logits_fn, x, labels, hyper=dict(eps=check_positive("eps", eps)),
+                target=target, key=key, decision=decision, threshold=threshold,
                 output_index=output_index, domain=domain, clip_min=clip_min, clip_max=clip_max,
                 quantize_16bit=quantize_16bit, min_samples=min_samples, early_stop=early_stop)
 
@@ -215,7 +114,7 @@ def fgsm_sweep(logits_fn, x, labels, *, epsilons, target=None, key=None,
                output_index: int = 0, domain: str = "waveform",
                clip_min: Optional[float] = None, clip_max: Optional[float] = None,
                quantize_16bit: bool = False,
-               min_samples: Optional[int] = None) -> core.SweepResult:
+               min_samples: Optional[int] = None) -> SweepResult:
     """FGSM for every step size in ``epsilons`` in one compiled call (vmapped over eps).
 
     Args:
@@ -223,7 +122,7 @@ def fgsm_sweep(logits_fn, x, labels, *, epsilons, target=None, key=None,
       (others as :func:`fgsm`)
 
     Returns:
-      :class:`~jaxaudio.attacks.core.SweepResult` with ``success``/``snr_db``/
+      :class:`~jaxaudio.attacks.SweepResult` with ``success``/``snr_db``/
       ``adversarial_prediction`` of shape ``(num_eps, batch)``. Adversarials are not returned
       (``num_eps × batch × samples`` would be large); rerun :func:`fgsm` for a chosen eps.
     """
@@ -231,11 +130,9 @@ def fgsm_sweep(logits_fn, x, labels, *, epsilons, target=None, key=None,
     if eps.ndim != 1 or eps.size == 0:
         raise ValueError(f"epsilons must be a non-empty 1-D array, got shape {eps.shape}")
     for e in eps:
-        core.check_positive("every entry of epsilons", e)
-    eps = jnp.asarray(eps, jnp.float32)
-    return _run("fgsm", logits_fn, x, labels,
-                hyper_kwargs=dict(learning_rate=eps, eps=eps, max_iterations=1),
-                target=target, key=key, need_key=False, decision=decision, threshold=threshold,
+        check_positive("every entry of epsilons", e)
+    return _run(specs.fgsm, logits_fn, x, labels, hyper=dict(eps=jnp.asarray(eps, jnp.float32)),
+                target=target, key=key, decision=decision, threshold=threshold,
                 output_index=output_index, domain=domain, clip_min=clip_min, clip_max=clip_max,
                 quantize_16bit=quantize_16bit, min_samples=min_samples, early_stop=early_stop,
                 sweep=True)
@@ -276,27 +173,44 @@ def pgd(logits_fn, x, labels, *, key, eps: float = 5e-4, learning_rate: float = 
     success, and the returned adversarial is the successful iterate with the highest SNR (else
     the last iterate).
     """
-    eps = core.check_positive("eps", eps)
-    learning_rate = core.check_positive("learning_rate", learning_rate)
-    max_iterations = core.check_max_iterations(max_iterations)
-    slots = core.check_slots(slots)
+    hyper = dict(eps=check_positive("eps", eps),
+                 learning_rate=check_positive("learning_rate", learning_rate))
+    max_iterations = check_max_iterations(max_iterations)
+    slots = check_slots(slots)
+    options = dict(norm="linf", random_start=bool(random_start))
     if snr_db is not None:
-        try:
-            ok = np.isfinite(float(snr_db))
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise ValueError(f"snr_db must be a finite number of dB or None, got {snr_db!r}")
-    return _run("pgd", logits_fn, x, labels,
-                hyper_kwargs=dict(learning_rate=learning_rate, eps=eps,
-                                  snr_db=0.0 if snr_db is None else float(snr_db),
-                                  max_iterations=max_iterations),
-                target=target, key=key, need_key=bool(random_start), decision=decision,
-                threshold=threshold, output_index=output_index, domain=domain,
-                clip_min=clip_min, clip_max=clip_max, quantize_16bit=quantize_16bit,
-                min_samples=min_samples, early_stop=early_stop,
-                norm="linf" if snr_db is None else "snr_l2", random_start=random_start,
+        hyper["snr_db"] = validation.check_finite("snr_db", snr_db, "a finite number of dB or None")
+        options.update(norm="snr_l2", snr_margin=validation.default_snr_margin(domain))
+    return _run(specs.pgd, logits_fn, x, labels, hyper=hyper, options=options,
+                max_iterations=max_iterations, need_key=bool(random_start), target=target,
+                key=key, decision=decision, threshold=threshold, output_index=output_index,
+                domain=domain, clip_min=clip_min, clip_max=clip_max,
+                quantize_16bit=quantize_16bit, min_samples=min_samples, early_stop=early_stop,
                 slots=slots)
+
+
+def pgd_l2(logits_fn, x, labels, *, key, eps: float = 0.1, learning_rate: float = 1e-5,
+           max_iterations: int = 500, random_start: bool = True, **options) -> AttackResult:
+    """PGD in the L2 ball ``||delta||_2 <= eps`` (signed-gradient Adam, as :func:`pgd`).
+
+    The random start is uniform in the ball; after every step ``delta`` is projected back onto
+    it (``optax.projections.projection_l2_ball``), so ``||perturbation||_2 <= eps`` (up to
+    clipping to ``[clip_min, clip_max]``, which only shrinks it, and the 16-bit grid).
+    Default ``eps`` 0.1: about an L∞ budget of 5e-4 spread over a 2.5 s clip at 16 kHz.
+
+    Args:
+      key, learning_rate, max_iterations, random_start: as :func:`pgd`.
+      eps: L2 radius > 0.
+      options: ``target``, ``early_stop``, ``decision``, ``threshold``, ``output_index``,
+        ``domain``, ``clip_min``, ``clip_max``, ``quantize_16bit``, ``min_samples``, ``slots``
+        as :func:`pgd`.
+    """
+    hyper = dict(eps=check_positive("eps", eps),
+                 learning_rate=check_positive("learning_rate", learning_rate))
+    return _run(specs.pgd, logits_fn, x, labels, hyper=hyper,
+                options=dict(norm="l2", random_start=bool(random_start)),
+                max_iterations=check_max_iterations(max_iterations),
+                need_key=bool(random_start), key=key, **options)
 
 
 def carlini_wagner(logits_fn, x, labels, *, target="random", key=None, clip_eps: float = 0.01,
@@ -324,10 +238,11 @@ def carlini_wagner(logits_fn, x, labels, *, target="random", key=None, clip_eps:
       slots: refilled queue of this many slots (see :func:`pgd`).
       (others as :func:`fgsm`; ``early_stop=False`` as in :func:`pgd`)
     """
-    return _cw("cw", logits_fn, x, labels, target=target, key=key, clip_eps=clip_eps,
-               alpha=alpha, learning_rate=learning_rate, max_iterations=max_iterations,
-               early_stop=early_stop, decision=decision, threshold=threshold,
-               output_index=output_index, domain=domain, clip_min=clip_min, clip_max=clip_max,
+    return _cw(specs.carlini_wagner, {}, logits_fn, x, labels, target=target, key=key,
+               clip_eps=clip_eps, alpha=alpha, learning_rate=learning_rate,
+               max_iterations=max_iterations, early_stop=early_stop, decision=decision,
+               threshold=threshold, output_index=output_index, domain=domain,
+               clip_min=clip_min, clip_max=clip_max,
                quantize_16bit=quantize_16bit, min_samples=min_samples, slots=slots)
 
 
@@ -357,22 +272,22 @@ def multiscale_carlini_wagner(logits_fn, x, labels, *, target="random", key=None
         raise ValueError(f"x is too short for the multi-scale spectral loss: {num} samples, need "
                          f"at least max(fft_sizes) // 2 + 1 = {need} (or pass smaller "
                          f"fft_sizes)")
-    return _cw("multiscale_cw", logits_fn, x, labels, target=target, key=key,
-               clip_eps=clip_eps, alpha=alpha, learning_rate=learning_rate,
-               max_iterations=max_iterations, early_stop=early_stop, decision=decision,
-               threshold=threshold, output_index=output_index, domain="waveform",
-               clip_min=clip_min, clip_max=clip_max, quantize_16bit=quantize_16bit,
-               min_samples=min_samples, fft_sizes=fft_sizes, slots=slots)
+    return _cw(specs.multiscale_carlini_wagner, dict(fft_sizes=fft_sizes), logits_fn, x,
+               labels, target=target, key=key, clip_eps=clip_eps, alpha=alpha,
+               learning_rate=learning_rate, max_iterations=max_iterations,
+               early_stop=early_stop, decision=decision, threshold=threshold,
+               output_index=output_index, domain="waveform", clip_min=clip_min,
+               clip_max=clip_max, quantize_16bit=quantize_16bit, min_samples=min_samples,
+               slots=slots)
 
 
-def _cw(method, logits_fn, x, labels, *, target, key, clip_eps, alpha, learning_rate,
-        max_iterations, fft_sizes=losses.DEFAULT_FFT_SIZES, **kwargs):
-    clip_eps = core.check_positive("clip_eps", clip_eps)
-    alpha = core.check_positive("alpha", alpha)
-    learning_rate = core.check_positive("learning_rate", learning_rate)
-    max_iterations = core.check_max_iterations(max_iterations)
-    kwargs["slots"] = core.check_slots(kwargs.get("slots"))
-    return _run(method, logits_fn, x, labels,
-                hyper_kwargs=dict(learning_rate=learning_rate, eps=clip_eps, alpha=alpha,
-                                  max_iterations=max_iterations),
-                target=target, key=key, need_key=False, fft_sizes=fft_sizes, **kwargs)
+def _cw(factory, options, logits_fn, x, labels, *, clip_eps, alpha, learning_rate,
+        max_iterations, slots, **common):
+    hyper = dict(clip_eps=check_positive("clip_eps", clip_eps),
+                 alpha=check_positive("alpha", alpha),
+                 learning_rate=check_positive("learning_rate", learning_rate))
+    max_iterations = check_max_iterations(max_iterations)
+    return _run(factory, logits_fn, x, labels, hyper=hyper, options=options,
+                max_iterations=max_iterations, slots=check_slots(slots), **common)
+
+

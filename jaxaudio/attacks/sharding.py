@@ -9,7 +9,7 @@ padding is stripped from the results. On a single device everything is a no-op.
     attack = sharded(pgd)
     result = attack(logits_fn, waves, labels, key=jax.random.key(0), eps=1e-3)
 
-Per-example keys are derived from ``key`` *before* padding (:func:`core.example_keys`), so the
+Per-example keys are derived from ``key`` *before* padding (:func:`example_keys`), so the
 sharded result equals the unsharded one example by example.
 """
 
@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from jaxaudio.attacks import core
+from jaxaudio.attacks.containers import SweepResult
+from jaxaudio.attacks.validation import example_keys
 
 __all__ = ["BATCH_AXIS", "batch_mesh", "pad_batch", "shard_batch", "unpad", "sharded"]
 
@@ -77,10 +78,10 @@ def shard_batch(tree, mesh: Optional[Mesh] = None):
 def unpad(tree, batch_size: int, *, axis: int = 0):
     """Slice every leaf with more than ``axis`` axes back to ``batch_size`` along ``axis``.
 
-    A :class:`~jaxaudio.attacks.core.SweepResult` is understood field by field (its per-eps
+    A :class:`~jaxaudio.attacks.SweepResult` is understood field by field (its per-eps
     fields have the batch on axis 1, ``original_prediction`` on axis 0, ``epsilons`` none).
     """
-    if isinstance(tree, core.SweepResult):
+    if isinstance(tree, SweepResult):
         return tree._replace(
             success=unpad(tree.success, batch_size, axis=1),
             snr_db=unpad(tree.snr_db, batch_size, axis=1),
@@ -101,7 +102,8 @@ def sharded(attack_fn: Callable, *, mesh: Optional[Mesh] = None) -> Callable:
     its batch runs sharded over the devices of ``mesh`` (default: all devices).
 
     Works for :func:`~jaxaudio.attacks.fgsm`, :func:`~jaxaudio.attacks.fgsm_sweep`,
-    :func:`~jaxaudio.attacks.pgd`, :func:`~jaxaudio.attacks.carlini_wagner` and
+    :func:`~jaxaudio.attacks.pgd`, :func:`~jaxaudio.attacks.pgd_l2`,
+    :func:`~jaxaudio.attacks.carlini_wagner` and
     :func:`~jaxaudio.attacks.multiscale_carlini_wagner`. ``x``, ``labels``, an array ``target``
     and the per-example keys are padded and sharded; int/str ``target`` values pass through.
     On one device it calls ``attack_fn`` unchanged.
@@ -114,7 +116,7 @@ def sharded(attack_fn: Callable, *, mesh: Optional[Mesh] = None) -> Callable:
         batch = int(np.shape(x)[0])
         batched: dict[str, Any] = {"x": x, "labels": labels}
         if kwargs.get("key") is not None:
-            batched["key"] = core.example_keys(kwargs["key"], batch)
+            batched["key"] = example_keys(kwargs["key"], batch)
         target = kwargs.get("target")
         if target is not None and not isinstance(target, str) and np.ndim(target) == 1:
             batched["target"] = jnp.asarray(target)

@@ -1,0 +1,185 @@
+"""Typed containers of the attack library: results, the pieces of an attack, the loop carries.
+
+Nothing here computes; see :mod:`jaxaudio.attacks.pieces` (decisions, projections, starts,
+16-bit grid, SNR), :mod:`jaxaudio.attacks.loop` (the per-example step and the two loop
+programs), :mod:`jaxaudio.attacks.driver` (compiling and driving them) and
+:mod:`jaxaudio.attacks.specs` (one factory per attack).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple, Optional
+
+import optax
+
+__all__ = ["AttackResult", "SweepResult", "Goal", "Decision", "AttackSpec", "AttackConfig",
+           "LoopState", "QueueState", "Array", "LogitsFn"]
+
+Array = Any
+LogitsFn = Callable[[Array], Array]
+
+
+class AttackResult(NamedTuple):
+    """Result of an attack on a batch (every field has a leading ``batch`` axis).
+
+    Attributes:
+      adversarial: ``(batch, ...)`` the returned adversarial input (inside the value bounds, on
+        the 16-bit grid with ``quantize_16bit``).
+      perturbation: ``adversarial - x``.
+      success: bool ``(batch,)``, from re-evaluating ``logits_fn`` on exactly ``adversarial``:
+        softmax untargeted ``argmax != label``; targeted ``argmax == target``; sigmoid: the
+        thresholded output differs from ``label``.
+      iterations: int32 ``(batch,)``: optimiser steps applied before the first adversarial
+        iterate was seen (0 = the starting point already was one); ``max_iterations`` when none
+        was found during the loop.
+      snr_db: float32 ``(batch,)``, ``20 log10(||x|| / ||x - adversarial||)`` over the SNR region
+        (see :func:`jaxaudio.attacks.snr_db`); ``inf`` when nothing changed.
+      logits: ``(batch, num_outputs)`` of ``adversarial``.
+      probabilities: softmax (or sigmoid) of ``logits``.
+      original_prediction: int32 ``(batch,)`` prediction on the clean input.
+      adversarial_prediction: int32 ``(batch,)`` prediction on ``adversarial``.
+      target: int32 ``(batch,)``: the target class, ``-1`` when untargeted; for sigmoid decisions
+        the flipped label ``1 - label``.
+    """
+
+    adversarial: Array
+    perturbation: Array
+    success: Array
+    iterations: Array
+    snr_db: Array
+    logits: Array
+    probabilities: Array
+    original_prediction: Array
+    adversarial_prediction: Array
+    target: Array
+
+
+class SweepResult(NamedTuple):
+    """FGSM over several step sizes at once (:func:`jaxaudio.attacks.fgsm_sweep`).
+
+    Attributes:
+      epsilons: ``(num_eps,)``.
+      success: bool ``(num_eps, batch)``.
+      snr_db: ``(num_eps, batch)``.
+      adversarial_prediction: int32 ``(num_eps, batch)``.
+      original_prediction: int32 ``(batch,)``.
+    """
+
+    epsilons: Array
+    success: Array
+    snr_db: Array
+    adversarial_prediction: Array
+    original_prediction: Array
+
+
+class Goal(NamedTuple):
+    """What one example's attack aims for: its ``label`` and ``target`` (``-1`` = untargeted)."""
+
+    label: Array
+    target: Array
+
+
+class Decision(NamedTuple):
+    """How logits become a decision, and what counts as a successful attack.
+
+    All functions act on the logits of one example ``(num_outputs,)``.
+    ``loss`` is the classification term the attack *minimises*.
+    """
+
+    loss: Callable[[Array, Goal], Array]
+    success: Callable[[Array, Goal], Array]
+    predict: Callable[[Array], Array]
+    probabilities: Callable[[Array], Array]
+
+
+class AttackSpec(NamedTuple):
+    """The pieces of one attack, as built by a factory of :mod:`jaxaudio.attacks.specs`.
+
+    Attributes:
+      objective: ``(x, x_adv, class_loss) -> scalar``, minimised; ``class_loss`` is the
+        decision's classification term at ``x_adv`` (:attr:`Decision.loss`).
+      optimizer: an :class:`optax.GradientTransformation` updating the perturbation ``delta``.
+      project: ``(delta, x) -> delta``, back onto the constraint set.
+      init_delta: ``(x, key) -> delta``, the starting perturbation (projected afterwards).
+    """
+
+    objective: Callable[[Array, Array, Array], Array]
+    optimizer: optax.GradientTransformation
+    project: Callable[[Array, Array], Array]
+    init_delta: Callable[[Array, Array], Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackConfig:
+    """Static (hashable) options shared by every attack: they change the compiled graph.
+
+    The attack's own hyperparameters are the keyword arguments of its factory
+    (:mod:`jaxaudio.attacks.specs`), not fields here.
+
+    Attributes:
+      targeted: softmax decisions only; sigmoid decisions always flip.
+      decision: ``"softmax"`` (argmax) or ``"sigmoid"`` (``sigmoid(logit) > threshold``).
+      threshold: sigmoid decision threshold in (0, 1).
+      output_index: which sigmoid output to flip.
+      early_stop: freeze each example at its first success; otherwise run all iterations.
+      clip_min, clip_max: value bounds of the adversarial (``None`` = unbounded).
+      quantize_16bit: keep the evaluated/returned adversarial on the 16-bit PCM grid
+        (``k / 32768``, ``k`` in ``[-32768, 32767]``).
+      snr_margin: samples dropped at both ends of a waveform for the SNR (0 = whole input).
+    """
+
+    targeted: bool = False
+    decision: str = "softmax"
+    threshold: float = 0.5
+    output_index: int = 0
+    early_stop: bool = True
+    clip_min: Optional[float] = -1.0
+    clip_max: Optional[float] = 1.0
+    quantize_16bit: bool = False
+    snr_margin: int = 2048
+
+
+class LoopState(NamedTuple):
+    """Carry of one example's loop.
+
+    Attributes:
+      step: int32, iterations done (evaluations of the objective).
+      delta: current perturbation (continuous, projected; the optimiser's parameters).
+      opt_state: the optimiser's state for ``delta``.
+      found: bool, an adversarial iterate has been seen.
+      iterations: int32, step of the first adversarial iterate (``max_iterations`` until then).
+      best_delta: the successful ``delta`` with the lowest perturbation energy so far.
+      best_energy: its energy ``||x_adv - x||²`` over the SNR region (``inf`` until found).
+    """
+
+    step: Array
+    delta: Array
+    opt_state: optax.OptState
+    found: Array
+    iterations: Array
+    best_delta: Array
+    best_energy: Array
+
+
+class QueueState(NamedTuple):
+    """Carry of the refilled queue: ``slots`` examples in flight, the rest waiting or done.
+
+    Attributes:
+      slot_index: int32 ``(slots,)``: the example each slot works on; ``num_examples`` = empty.
+      next_index: int32, the first example not yet loaded into a slot.
+      loop_steps: int32, iterations of the batched loop so far (each runs every slot once).
+      x: ``(slots, ...)`` the examples in the slots.
+      goal: :class:`Goal` of the examples in the slots.
+      state: :class:`LoopState` batched over the slots.
+      done: :class:`LoopState` (without ``opt_state``) batched over all examples: the final
+        state of every example that has finished.
+    """
+
+    slot_index: Array
+    next_index: Array
+    loop_steps: Array
+    x: Array
+    goal: Goal
+    state: LoopState
+    done: LoopState

@@ -1,0 +1,141 @@
+"""One factory per attack: its hyperparameters are the factory's keyword arguments.
+
+Like an optax optimiser (``optax.adam(learning_rate)``), a factory closes over its
+hyperparameters and returns the pieces of the attack, an
+:class:`~jaxaudio.attacks.containers.AttackSpec`: objective, optax optimiser, projection and
+start. The compiled core calls the factory inside ``jit`` with the numeric hyperparameters
+traced (changing them does not recompile) and the others (``norm``, ``random_start``,
+``fft_sizes``, ...) static. What is shared by every attack (decision, targets, value bounds,
+16-bit grid, early stopping) is not a factory argument but the
+:class:`~jaxaudio.attacks.containers.AttackConfig`.
+
+Adding an attack = one factory here, one entry in :data:`FACTORIES` (for :func:`make_attack`,
+the compiled core without input validation) and a short public wrapper in
+:mod:`jaxaudio.attacks.gradient` that validates its hyperparameters (see ``pgd_l2`` there).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional, Sequence, Union
+
+import optax
+
+from jaxaudio.attacks import driver, losses, pieces, validation
+from jaxaudio.attacks.containers import AttackConfig, AttackSpec
+
+__all__ = ["NORMS", "fgsm", "pgd", "carlini_wagner", "multiscale_carlini_wagner", "FACTORIES",
+           "make_attack"]
+
+#: Constraint sets of :func:`pgd`.
+NORMS = ("linf", "l2", "snr_l2")
+
+
+def _classification_only(x, x_adv, class_loss):
+    del x, x_adv
+    return class_loss
+
+
+def fgsm(*, eps) -> AttackSpec:
+    """One step of size ``eps`` along the sign of the loss gradient (run 1 iteration)."""
+    return AttackSpec(
+        objective=_classification_only,
+        optimizer=optax.chain(pieces.sign_gradient(), optax.scale(-eps)),
+        project=pieces.linf_projection(eps),
+        init_delta=pieces.zero_start(),
+    )
+
+
+def pgd(*, eps, learning_rate, norm: str = "linf", snr_db=None, random_start: bool = True,
+        snr_margin: int = 2048) -> AttackSpec:
+    """Signed-gradient Adam on the classification loss, projected after every step.
+
+    ``norm``: ``"linf"`` (L∞ ball of radius ``eps``, uniform start in it), ``"l2"`` (L2 ball
+    of radius ``eps``, uniform start in it) or ``"snr_l2"`` (per example the L2 ball of radius
+    ``||x|| · 10^(-snr_db/20)`` over the SNR region, ``snr_margin`` samples left out at both
+    ends; start uniform in ``[-eps, eps]``, projected).
+    """
+    if norm == "linf":
+        project, start = pieces.linf_projection(eps), pieces.uniform_start(eps)
+    elif norm == "l2":
+        project, start = pieces.l2_projection(eps), pieces.uniform_l2_start(eps)
+    elif norm == "snr_l2":
+        if snr_db is None:
+            raise ValueError("norm='snr_l2' needs snr_db")
+        project = pieces.snr_l2_projection(snr_db, margin=snr_margin)
+        start = pieces.uniform_start(eps)
+    else:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    return AttackSpec(
+        objective=_classification_only,
+        optimizer=pieces.signed_adam(learning_rate),
+        project=project,
+        init_delta=start if random_start else pieces.zero_start(),
+    )
+
+
+def carlini_wagner(*, clip_eps, alpha, learning_rate,
+                   distance=losses.squared_l2_distance) -> AttackSpec:
+    """``distance(x, x_adv) + alpha · classification loss`` by signed-gradient Adam from zero;
+    ``delta`` clipped to ``±clip_eps``."""
+    def objective(x, x_adv, class_loss):
+        return distance(x, x_adv) + alpha * class_loss
+
+    return AttackSpec(
+        objective=objective,
+        optimizer=pieces.signed_adam(learning_rate),
+        project=pieces.linf_projection(clip_eps),
+        init_delta=pieces.zero_start(),
+    )
+
+
+def multiscale_carlini_wagner(*, clip_eps, alpha, learning_rate,
+                              fft_sizes: Sequence[int] = losses.DEFAULT_FFT_SIZES,
+                              ) -> AttackSpec:
+    """:func:`carlini_wagner` with the multi-scale spectral distance
+    (:func:`jaxaudio.attacks.losses.multiscale_spectral_distance`)."""
+    fft_sizes = tuple(int(n) for n in fft_sizes)
+
+    def distance(x, x_adv):
+        return losses.multiscale_spectral_distance(x, x_adv, fft_sizes=fft_sizes)
+
+    return carlini_wagner(clip_eps=clip_eps, alpha=alpha, learning_rate=learning_rate,
+                          distance=distance)
+
+
+#: Attack name -> factory (for :func:`jaxaudio.attacks.make_attack`).
+FACTORIES = {
+    "fgsm": fgsm,
+    "pgd": pgd,
+    "cw": carlini_wagner,
+    "multiscale_cw": multiscale_carlini_wagner,
+}
+
+_CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(AttackConfig))
+
+
+def make_attack(method: Union[str, Callable], logits_fn, *, slots: Optional[int] = None,
+                loop: Optional[str] = None, **kwargs):
+    """The cached, jitted batched core of an attack, without input validation.
+
+    ``method``: a name of :data:`FACTORIES` (``"fgsm"``, ``"pgd"``, ``"cw"``,
+    ``"multiscale_cw"``) or a factory. ``kwargs`` are :class:`AttackConfig` fields
+    and the factory's *static* options (e.g. ``random_start``, ``norm``). Returns ``fn(x,
+    labels, targets, keys, hyper, max_iterations) -> AttackResult`` with ``hyper`` a dict of the
+    factory's numeric hyperparameters (:func:`jaxaudio.attacks.driver.as_hyper`), see
+    :func:`jaxaudio.attacks.driver.compile_attack`. For benchmarks and inner loops that already
+    hold validated device arrays; everyone else should call :func:`jaxaudio.attacks.fgsm`,
+    :func:`jaxaudio.attacks.pgd`, ...
+
+    With ``slots=B`` the batch runs as a refilled queue through ``B`` slots and ``fn`` returns
+    ``(AttackResult, loop_steps)``. ``loop``: ``"device"``, ``"host"`` or ``None`` (see
+    :func:`jaxaudio.attacks.driver.default_loop`).
+    """
+    factory = FACTORIES.get(method) if isinstance(method, str) else method
+    if factory is None:
+        raise ValueError(f"method must be one of {sorted(FACTORIES)} or a factory, got "
+                         f"{method!r}")
+    config = AttackConfig(**{k: v for k, v in kwargs.items() if k in _CONFIG_FIELDS})
+    options = tuple(sorted((k, v) for k, v in kwargs.items() if k not in _CONFIG_FIELDS))
+    return driver.compile_attack(logits_fn, config, factory, options,
+                                 slots=validation.check_slots(slots), loop=loop)
