@@ -630,3 +630,32 @@ def test_missing_key_and_bad_options_rejected():
         _pgd(snr_db=float("inf"))
     with pytest.raises(ValueError, match="waveforms"):
         _pgd(x=WAVES[:, None, :])
+
+
+def test_progress_bar_counts_loop_steps_and_changes_nothing(pgd_result, monkeypatch):
+    """``progress=`` only drives a bar (one update per host-loop step); results are the same."""
+    import tqdm.auto
+
+    updates = []
+
+    class Bar:
+        def __init__(self, desc, **kw):
+            updates.append(desc)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n=1):
+            updates.append(n)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    shown = attacks.pgd(logits_fn, WAVES, LABELS, key=KEYS, progress="pgd test", **FAST)
+    for a, b in zip(jax.tree.leaves(pgd_result), jax.tree.leaves(shown)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert updates[0] == "pgd test"
+    if attacks.driver.default_loop() == "host":  # one update per step until all have stopped
+        slowest = int(np.asarray(pgd_result.iterations).max())
+        assert slowest <= len(updates) - 1 <= min(slowest + 1, FAST["max_iterations"])

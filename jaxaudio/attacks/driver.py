@@ -51,19 +51,22 @@ class HostLoop(NamedTuple):
     """A loop driven from the host: jitted ``init(*args)``, ``body(carry, *args) -> (carry,
     active)`` (the carry is donated) and ``finish(carry, *args)``; calling it runs them all.
 
-    The pieces can also be stepped by hand (e.g. to look at every iterate).
+    The pieces can also be stepped by hand (e.g. to look at every iterate). ``on_step``, if
+    given, is called after every iteration (a progress bar's ``update``).
     """
 
     init: Callable
     body: Callable
     finish: Callable
 
-    def __call__(self, *args):
+    def __call__(self, *args, on_step: Optional[Callable[[], object]] = None):
         carry = self.init(*args)
         active = True  # every example starts running (step 0 < max_iterations >= 1)
         while active:
             carry, any_active = self.body(carry, *args)
             active = bool(any_active)
+            if on_step is not None:
+                on_step()
         return self.finish(carry, *args)
 
 

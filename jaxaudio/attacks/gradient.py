@@ -47,8 +47,12 @@ __all__ = ["fgsm", "fgsm_sweep", "pgd", "pgd_l2", "carlini_wagner",
 def _run(factory, logits_fn, x, labels, *, hyper, options=None, max_iterations=1,
          need_key=False, target=None, key=None, early_stop=True, decision="softmax",
          threshold=0.5, output_index=0, domain="waveform", clip_min=None, clip_max=None,
-         quantize_16bit=False, min_samples=None, sweep=False, slots=None):
-    """Validate the shared options and inputs, compile (cached) and run ``factory``."""
+         quantize_16bit=False, min_samples=None, sweep=False, slots=None, progress=None):
+    """Validate the shared options and inputs, compile (cached) and run ``factory``.
+
+    ``progress``: a description; shows a tqdm bar of loop steps (host loop; on the device loop
+    the bar completes when the single compiled call returns).
+    """
     if quantize_16bit and domain != "waveform":
         raise ValueError("quantize_16bit applies to waveforms (domain='waveform') only")
     slots = check_slots(slots)
@@ -65,8 +69,15 @@ def _run(factory, logits_fn, x, labels, *, hyper, options=None, max_iterations=1
     )
     options = tuple(sorted((options or {}).items()))
     fn = driver.compile_attack(logits_fn, config, factory, options, sweep, slots)
-    out = fn(prepared.x, prepared.labels, prepared.targets, prepared.keys,
-             driver.as_hyper(**hyper), jnp.asarray(max_iterations, jnp.int32))
+    args = (prepared.x, prepared.labels, prepared.targets, prepared.keys,
+            driver.as_hyper(**hyper), jnp.asarray(max_iterations, jnp.int32))
+    if progress is None:
+        out = fn(*args)
+    else:
+        from tqdm.auto import tqdm
+
+        with tqdm(desc=str(progress), unit="step", leave=False) as bar:
+            out = fn(*args, on_step=bar.update) if isinstance(fn, driver.HostLoop) else fn(*args)
     return out if slots is None else out[0]
 
 
@@ -144,7 +155,7 @@ def pgd(logits_fn, x, labels, *, key, eps: float = 5e-4, learning_rate: float = 
         threshold: float = 0.5, output_index: int = 0, domain: str = "waveform",
         clip_min: Optional[float] = None, clip_max: Optional[float] = None,
         quantize_16bit: bool = False, min_samples: Optional[int] = None,
-        slots: Optional[int] = None) -> AttackResult:
+        slots: Optional[int] = None, progress: Optional[str] = None) -> AttackResult:
     """Projected gradient descent with signed-gradient Adam (the paper's "PGDn").
 
     Uniform random start in ``[-eps, eps]``; each step ascends the cross-entropy of the true
@@ -167,6 +178,7 @@ def pgd(logits_fn, x, labels, *, key, eps: float = 5e-4, learning_rate: float = 
         compiled loop (:func:`jaxaudio.attacks.core.attack_queue`), so finished examples do
         not idle until the slowest one is done. Same per-example results; ``None`` (default)
         runs the whole batch at once.
+      progress: a description to show a tqdm bar of loop steps (``None``: no bar).
       (others as :func:`fgsm`)
 
     With ``early_stop=False`` all ``max_iterations`` steps run; ``iterations`` is still the first
@@ -186,7 +198,7 @@ def pgd(logits_fn, x, labels, *, key, eps: float = 5e-4, learning_rate: float = 
                 key=key, decision=decision, threshold=threshold, output_index=output_index,
                 domain=domain, clip_min=clip_min, clip_max=clip_max,
                 quantize_16bit=quantize_16bit, min_samples=min_samples, early_stop=early_stop,
-                slots=slots)
+                slots=slots, progress=progress)
 
 
 def pgd_l2(logits_fn, x, labels, *, key, eps: float = 0.1, learning_rate: float = 1e-5,
@@ -202,8 +214,8 @@ def pgd_l2(logits_fn, x, labels, *, key, eps: float = 0.1, learning_rate: float 
       key, learning_rate, max_iterations, random_start: as :func:`pgd`.
       eps: L2 radius > 0.
       options: ``target``, ``early_stop``, ``decision``, ``threshold``, ``output_index``,
-        ``domain``, ``clip_min``, ``clip_max``, ``quantize_16bit``, ``min_samples``, ``slots``
-        as :func:`pgd`.
+        ``domain``, ``clip_min``, ``clip_max``, ``quantize_16bit``, ``min_samples``, ``slots``,
+        ``progress`` as :func:`pgd`.
     """
     hyper = dict(eps=check_positive("eps", eps),
                  learning_rate=check_positive("learning_rate", learning_rate))
@@ -219,7 +231,7 @@ def carlini_wagner(logits_fn, x, labels, *, target="random", key=None, clip_eps:
                    output_index: int = 0, domain: str = "waveform",
                    clip_min: Optional[float] = None, clip_max: Optional[float] = None,
                    quantize_16bit: bool = False, min_samples: Optional[int] = None,
-                   slots: Optional[int] = None) -> AttackResult:
+                   slots: Optional[int] = None, progress: Optional[str] = None) -> AttackResult:
     """Carlini & Wagner-style attack with signed-gradient Adam (REFERENCE.md §1).
 
     Minimises ``||delta||² + alpha · CE(logits, target)`` (targeted, the default) or
@@ -236,6 +248,7 @@ def carlini_wagner(logits_fn, x, labels, *, target="random", key=None, clip_eps:
       learning_rate: Adam step > 0 (default 1e-5).
       max_iterations: most steps >= 1 (default 500).
       slots: refilled queue of this many slots (see :func:`pgd`).
+      progress: a description to show a tqdm bar of loop steps (``None``: no bar).
       (others as :func:`fgsm`; ``early_stop=False`` as in :func:`pgd`)
     """
     return _cw(specs.carlini_wagner, {}, logits_fn, x, labels, target=target, key=key,
@@ -243,7 +256,8 @@ def carlini_wagner(logits_fn, x, labels, *, target="random", key=None, clip_eps:
                max_iterations=max_iterations, early_stop=early_stop, decision=decision,
                threshold=threshold, output_index=output_index, domain=domain,
                clip_min=clip_min, clip_max=clip_max,
-               quantize_16bit=quantize_16bit, min_samples=min_samples, slots=slots)
+               quantize_16bit=quantize_16bit, min_samples=min_samples, slots=slots,
+               progress=progress)
 
 
 def multiscale_carlini_wagner(logits_fn, x, labels, *, target="random", key=None,
@@ -255,7 +269,8 @@ def multiscale_carlini_wagner(logits_fn, x, labels, *, target="random", key=None
                               clip_min: Optional[float] = None,
                               clip_max: Optional[float] = None, quantize_16bit: bool = False,
                               min_samples: Optional[int] = None,
-                              slots: Optional[int] = None) -> AttackResult:
+                              slots: Optional[int] = None,
+                              progress: Optional[str] = None) -> AttackResult:
     """C&W with the multi-resolution spectral loss as distance (waveforms only).
 
     Distance: :func:`jaxaudio.attacks.losses.multiscale_spectral_distance` between ``x`` and
@@ -278,7 +293,7 @@ def multiscale_carlini_wagner(logits_fn, x, labels, *, target="random", key=None
                early_stop=early_stop, decision=decision, threshold=threshold,
                output_index=output_index, domain="waveform", clip_min=clip_min,
                clip_max=clip_max, quantize_16bit=quantize_16bit, min_samples=min_samples,
-               slots=slots)
+               slots=slots, progress=progress)
 
 
 def _cw(factory, options, logits_fn, x, labels, *, clip_eps, alpha, learning_rate,

@@ -157,10 +157,11 @@ def _excerpts(stage_dir, *, clf, data, progress, preset, seed, per_direction, co
     return {**out, "specs": _features(clf, out["waves"])}
 
 
-def _adversaries(stage_dir, excerpts, *, clf, domain, direction, **attack):
+def _adversaries(stage_dir, excerpts, *, clf, progress, domain, direction, **attack):
     """One (domain, direction) of adversaries and the audited ones (labelled as the target)."""
     from jaxaudio.audit import adversaries
 
+    attack["progress"] = f"C&W {domain} {direction}" if progress else None
     wave = domain == "waveform"  # direction d attacks class d: nosing_to_sing 0 -> 1
     return adversaries.flip_set(
         clf.logits_fn if wave else clf.feature_logits_fn, excerpts["waves" if wave else "specs"],
@@ -275,7 +276,8 @@ def _stages(runner, clf, sp, *, preset, seed, data, progress) -> dict:
         for name in DIRECTIONS:
             a = p[f"adv_{name}"] = stage(f"adversaries-{dom}-{name}", _adversaries, {
                 "domain": dom, "direction": name, "confidence": sp.confidence,
-                "max_iterations": sp.max_iterations, **CW[dom]}, {"excerpts": exc})
+                "max_iterations": sp.max_iterations, **CW[dom]}, {"excerpts": exc},
+                progress=progress)
             p[f"lime_{name}"], p[f"attr_{name}"] = explain(f"{dom}-{name}", a, 100 + di, first)
             first += len(a["audited"])  # LIME keys run on over the domain's audited list
         stage(f"audit-{dom}", _audit, {"top_k": TOP_K}, {"excerpts": exc, **p})
