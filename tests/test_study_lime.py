@@ -78,6 +78,11 @@ def test_results_schema(smoke):
     assert on_disk["timing"]["num_samples"] == study.PRESETS["smoke"].num_samples
     assert on_disk["stability"]["sample_sizes"] == list(study.PRESETS["smoke"].stability_sizes)
     assert on_disk["horses"]["num_examples"] >= 1
+    for explainer in ("lime", "occlusion", "integrated_gradients"):  # one entry per explainer, named as the report reads it
+        if on_disk["horses"]["num_found"]:
+            assert {f"{explainer}_top1", f"{explainer}_top3"} <= set(on_disk["horses"])
+        if on_disk["subset"]["num_adversaries"]:
+            assert f"{explainer}_recall" in on_disk["subset"]
     for name in DIRECTIONS:  # the calibrated detector predicts both classes
         assert on_disk["excerpts"][name]["num"] == study.PRESETS["smoke"].per_direction
     for clip in on_disk["listening"]:

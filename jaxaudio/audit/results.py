@@ -69,12 +69,18 @@ def assemble(tables: Mapping[str, Mapping], *, horses, subset, stability, lime_h
     ``{explainer}_weights`` of the found horses / successful subset adversaries.
     """
     t = {dom: {n: tables[dom][n] for n in directions} for dom in domains}
-    horse_res = horse_summary(horses["found"], horses["component"], horses["amplitude"],
-                              {"lime": lime_horses["lime_weights"], **attribution_horses},
-                              lime_horses["lime_score"], k=k)
-    subset_res = subset_summary(subset["success"], subset["subsets"],
-                                {"lime": lime_subset["lime_weights"], **attribution_subset},
-                                lime_subset["lime_score"])
+
+    def by_explainer(attribution):  # {"occlusion_weights": w} -> {"occlusion": w}
+        return {k.removesuffix("_weights"): attribution[k] for k in attribution.keys()}
+
+    horse_res = horse_summary(
+        horses["found"], horses["component"], horses["amplitude"],
+        {"lime": lime_horses["lime_weights"], **by_explainer(attribution_horses)},
+        lime_horses["lime_score"], k=k)
+    subset_res = subset_summary(
+        subset["success"], subset["subsets"],
+        {"lime": lime_subset["lime_weights"], **by_explainer(attribution_subset)},
+        lime_subset["lime_score"])
     fidelity = _fidelity(tables, domains, directions, k)
     hit = horse_res.pop("_hit")
     if len(hit):
