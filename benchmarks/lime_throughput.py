@@ -1,4 +1,4 @@
-"""Seconds per LIME explanation of the singing voice detector (REFERENCE.md §3, issue 4).
+"""Seconds per LIME explanation of the singing voice detector (docs/studies.md §3, issue 4).
 
     python benchmarks/lime_throughput.py [--model DIR] [--num-samples 8192] [--repeats 3]
 

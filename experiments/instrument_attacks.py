@@ -1,4 +1,4 @@
-"""Study 1 (REFERENCE.md §1): end-to-end waveform attacks on the instrument classifier.
+"""Study 1 (docs/studies.md §1): end-to-end waveform attacks on the instrument classifier.
 
     python experiments/instrument_attacks.py --preset demo --out runs/attacks [--model DIR]
         [--data FSD_ROOT] [--seed 0] [--seeds N] [--num-clips N] [--attacks pgd cw ...]

@@ -1,4 +1,4 @@
-"""Study 2 (REFERENCE.md §2): label noise in the instrument tagger.
+"""Study 2 (docs/studies.md §2): label noise in the instrument tagger.
 
     python experiments/label_noise.py --preset demo --out runs/noise [--data FSD_ROOT]
         [--seed 0] [--seeds N] [--robust gce bootstrap smoothing] [--epochs N]

@@ -1,4 +1,4 @@
-"""Study 3 (REFERENCE.md §3): auditing LIME explanations of the singing voice detector.
+"""Study 3 (docs/studies.md §3): auditing LIME explanations of the singing voice detector.
 
     python experiments/lime_veracity.py --preset smoke|demo|paper --out DIR \
         [--data JAMENDO_ROOT] [--model DIR] [--seed 0] [--num-samples 8192]

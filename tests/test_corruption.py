@@ -1,4 +1,4 @@
-"""Properties of the controlled label corruption (REFERENCE.md §2)."""
+"""Properties of the controlled label corruption (docs/studies.md §2)."""
 
 import numpy as np
 import pytest

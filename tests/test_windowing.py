@@ -1,4 +1,4 @@
-"""Properties of half-overlapping windowing with circular padding (REFERENCE.md §1)."""
+"""Properties of half-overlapping windowing with circular padding (docs/studies.md §1)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Adversarial attacks on audio classifiers (study 1 of REFERENCE.md): FGSM, PGD, C&W and
+"""Adversarial attacks on audio classifiers (study 1 of docs/studies.md): FGSM, PGD, C&W and
 multi-scale C&W, on waveforms or any other input (spectrograms), batched, jitted and shardable.
 
 Quick start::

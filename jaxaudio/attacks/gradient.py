@@ -1,4 +1,4 @@
-"""Gradient attacks: FGSM, PGD (L∞, L2), Carlini & Wagner and multi-scale C&W (REFERENCE.md §1).
+"""Gradient attacks: FGSM, PGD (L∞, L2), Carlini & Wagner and multi-scale C&W (docs/studies.md §1).
 
 Every attack is a factory of :mod:`jaxaudio.attacks.specs` (objective + optax optimiser +
 projection + start, its hyperparameters the factory's keyword arguments) run by the shared loop
@@ -100,7 +100,7 @@ def fgsm(logits_fn, x, labels, *, eps: float = 0.1, target=None, key=None,
       x: ``(batch, samples)`` waveforms in [-1, 1] (or any ``(batch, ...)`` with
         ``domain="spectrogram"``).
       labels: int ``(batch,)`` true classes (0/1 for ``decision="sigmoid"``).
-      eps: step size > 0 (REFERENCE.md §1: 0.1).
+      eps: step size > 0 (docs/studies.md §1: 0.1).
       target: ``None``, an int class, ``"random"`` (needs ``key``) or an int array ``(batch,)``.
       key: PRNG key (only for ``target="random"``); one key or ``(batch,)`` keys.
       early_stop: leave examples that are already adversarial unchanged (``iterations == 0``).
@@ -232,7 +232,7 @@ def carlini_wagner(logits_fn, x, labels, *, target="random", key=None, clip_eps:
                    clip_min: Optional[float] = None, clip_max: Optional[float] = None,
                    quantize_16bit: bool = False, min_samples: Optional[int] = None,
                    slots: Optional[int] = None, progress: Optional[str] = None) -> AttackResult:
-    """Carlini & Wagner-style attack with signed-gradient Adam (REFERENCE.md §1).
+    """Carlini & Wagner-style attack with signed-gradient Adam (docs/studies.md §1).
 
     Minimises ``||delta||² + alpha · CE(logits, target)`` (targeted, the default) or
     ``||delta||² - alpha · CE(logits, label)`` (``target=None``) from ``delta = 0``; after every

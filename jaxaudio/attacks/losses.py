@@ -23,7 +23,7 @@ __all__ = [
     "multiscale_spectral_distance",
 ]
 
-#: FFT sizes of the multi-scale spectral loss (REFERENCE.md §1, multi-scale C&W).
+#: FFT sizes of the multi-scale spectral loss (docs/studies.md §1, multi-scale C&W).
 DEFAULT_FFT_SIZES: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64)
 
 

@@ -255,7 +255,7 @@ def snr_db(x, x_adv, *, margin: int = 2048):
     """Per-example SNR in dB of a batch ``(batch, ...)``.
 
     For waveforms ``(batch, samples)`` the first and last ``margin`` samples are left out
-    (REFERENCE.md §1: 2048 samples), unless the clip has at most ``2 * margin`` samples, in which
+    (docs/studies.md §1: 2048 samples), unless the clip has at most ``2 * margin`` samples, in which
     case the whole clip is used. Examples with more than one axis (spectrograms) always use all
     elements. Returns float32 ``(batch,)``. Same values as :func:`jaxaudio.metrics.snr_db`
     (which it calls), in jax arrays.

@@ -1,4 +1,4 @@
-"""The veracity audit of REFERENCE.md §3: do explanations point at what changed the decision?
+"""The veracity audit of docs/studies.md §3: do explanations point at what changed the decision?
 
 - :mod:`~jaxaudio.audit.veracity`: rankings (explainer, norm of delta), the flip matrix
   (delta restricted to the top-k components, all k, composed and evaluated on device), flip

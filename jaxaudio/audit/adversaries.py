@@ -1,5 +1,5 @@
 """Adversaries of a binary detector for the audit: C&W label flips, the audited subset of them,
-and the subset-confined control (REFERENCE.md §3).
+and the subset-confined control (docs/studies.md §3).
 
 Class ``0`` / ``1`` are the detector's two labels (``sigmoid(logit) > 0.5`` is ``1``); an
 adversary of a class-``source`` input must reach the other class with ``confidence``.

@@ -1,4 +1,4 @@
-"""Controls of the veracity audit (REFERENCE.md §3): horses, subset perturbations, fidelity.
+"""Controls of the veracity audit (docs/studies.md §3): horses, subset perturbations, fidelity.
 
 - *Horses*: obvious, human-visible edits drawn into one known component of a spectrogram
   (a bright band, a harmonic comb or a blob) that flip the label. An explainer that works

@@ -1,5 +1,5 @@
 """The excerpts the audit attacks: every evaluated frame of the test songs with its label and
-p(class 1), and confidently classified frames of each class (REFERENCE.md §3)."""
+p(class 1), and confidently classified frames of each class (docs/studies.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Does an explainer point at what really changed the decision? (REFERENCE.md §3)
+"""Does an explainer point at what really changed the decision? (docs/studies.md §3)
 
 Given an original spectrogram ``x``, its adversary ``x + delta`` and an explanation of the
 adversary over the ``n_temporal x n_frequency`` components of :mod:`jaxaudio.explain`, keep

@@ -1,4 +1,4 @@
-"""Cut clips into fixed-length, half-overlapping windows (REFERENCE.md §1).
+"""Cut clips into fixed-length, half-overlapping windows (docs/studies.md §1).
 
 The instrument classifier sees excerpts of a fixed number of frames; long clips are cut into
 half-overlapping windows and short ones are circularly padded (tiled) to one full window. The
@@ -83,7 +83,7 @@ def window(x, *, length: int, hop: int | None = None, axis: int = -1) -> np.ndar
 
 
 # ----------------------------------------------------------------------------- excerpts of songs
-# (frame-labelled songs, REFERENCE.md §3: the singing voice detector sees the excerpt centred
+# (frame-labelled songs, docs/studies.md §3: the singing voice detector sees the excerpt centred
 # on a frame; the LIME audit picks confidently classified excerpts of each class)
 
 __all__ += ["song_padded", "excerpt_at", "pick_confident"]

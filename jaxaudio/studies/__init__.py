@@ -1,4 +1,4 @@
-"""The three studies of REFERENCE.md as importable modules.
+"""The three studies of docs/studies.md as importable modules.
 
 Each study module (``instrument_attacks``, ``label_noise``, ``lime_veracity``) provides
 

@@ -1,4 +1,4 @@
-"""Study 2 (REFERENCE.md §2): label noise in the instrument tagger.
+"""Study 2 (docs/studies.md §2): label noise in the instrument tagger.
 
 One average-pool CNN (:mod:`jaxaudio.tasks`) is trained on **curated** clips, **noisy** clips
 (shifted recording conditions *and* wrong labels, like FSDKaggle2019's), **curated + noisy**,
@@ -41,7 +41,7 @@ _CE = ("cross_entropy", ())
 METRICS = ("accuracy", "lwlrap", "roc_auc")
 CONDITIONS = ("curated", "noisy", "curated+noisy")
 
-#: Context figures (REFERENCE.md §2), on the full 80-label FSDKaggle2019 test set: the DCASE
+#: Context figures (docs/studies.md §2), on the full 80-label FSDKaggle2019 test set: the DCASE
 #: 2019 task 2 baseline (MobileNet, noisy pre-training then curated) and the best system.
 PUBLISHED = {"dcase2019_task2_baseline_lwlrap": 0.546, "dcase2019_task2_best_lwlrap": 0.758,
              "source": "DCASE 2019 task 2, 80 labels of FSDKaggle2019 (context, not the "

@@ -1,4 +1,4 @@
-"""Study 3 (REFERENCE.md §3; Praher et al., ISMIR 2021): auditing LIME with adversaries.
+"""Study 3 (docs/studies.md §3; Praher et al., ISMIR 2021): auditing LIME with adversaries.
 
 Stages (:class:`jaxaudio.pipeline.Runner`, ``out/stages``; a rerun recomputes exactly those
 whose settings or inputs changed): ``model``, ``excerpts``, ``adversaries-<domain>-<direction>``
@@ -24,7 +24,7 @@ NAME = "lime_veracity"
 TITLE = "Study 3: auditing LIME explanations with adversaries"
 DIRECTIONS = ("nosing_to_sing", "sing_to_nosing")
 DOMAINS = ("waveform", "spectrogram")
-#: The published figures (REFERENCE.md §3), fractions of adversaries whose label still flips.
+#: The published figures (docs/studies.md §3), fractions of adversaries whose label still flips.
 PUBLISHED = {
     "table1": {"waveform": {"nosing_to_sing": 0.53, "sing_to_nosing": 0.21},
                "spectrogram": {"nosing_to_sing": 0.41, "sing_to_nosing": 0.32}},
