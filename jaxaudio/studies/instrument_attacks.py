@@ -21,13 +21,13 @@ import argparse
 import dataclasses
 import functools
 import json
-import math
 import pathlib
-import tempfile
 import time
 from typing import Optional, Sequence
 
 import numpy as np
+
+from jaxaudio import evaluation
 
 NAME = "instrument_attacks"
 TITLE = "Study 1: end-to-end waveform attacks on the instrument classifier"
@@ -83,18 +83,23 @@ class StudyPreset:
 
 _PAPER_SWEEP = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1)
 
+
+def _settings(lr: float, *, pgd_eps: float, cw_alpha: float, clip_eps: float = 0.01,
+              iterations=(500, 500, 500)) -> dict:
+    """``pgd``/``cw``/``mscw`` keyword arguments sharing one learning rate."""
+    return {"pgd": dict(eps=pgd_eps, learning_rate=lr, max_iterations=iterations[0]),
+            "cw": dict(clip_eps=clip_eps, alpha=cw_alpha, learning_rate=lr,
+                       max_iterations=iterations[1]),
+            "mscw": dict(clip_eps=clip_eps, alpha=10.0, learning_rate=lr,
+                         max_iterations=iterations[2])}
+
+
 STUDY_PRESETS: dict[str, StudyPreset] = {
-    "paper": StudyPreset(
-        num_clips=None, clip_seconds=None, seeds=5, fgsm_eps=0.1, fgsm_epsilons=_PAPER_SWEEP,
-        pgd=dict(eps=5e-4, learning_rate=1e-5, max_iterations=500),
-        cw=dict(clip_eps=0.01, alpha=0.01, learning_rate=1e-5, max_iterations=500),
-        mscw=dict(clip_eps=0.01, alpha=10.0, learning_rate=1e-5, max_iterations=500)),
+    "paper": StudyPreset(None, None, seeds=5, fgsm_eps=0.1, fgsm_epsilons=_PAPER_SWEEP,
+                         **_settings(1e-5, pgd_eps=5e-4, cw_alpha=0.01)),
     "demo": StudyPreset(
-        num_clips=48, clip_seconds=3.0, seeds=3, fgsm_eps=0.1, fgsm_epsilons=_PAPER_SWEEP,
-        pgd=dict(eps=2e-3, learning_rate=2e-4, max_iterations=100),
-        cw=dict(clip_eps=0.01, alpha=1.0, learning_rate=2e-4, max_iterations=500),
-        mscw=dict(clip_eps=0.01, alpha=10.0, learning_rate=2e-4, max_iterations=300),
-        slots=16,
+        48, 3.0, seeds=3, fgsm_eps=0.1, fgsm_epsilons=_PAPER_SWEEP, slots=16,
+        **_settings(2e-4, pgd_eps=2e-3, cw_alpha=1.0, iterations=(100, 500, 300)),
         deviations=(
             "48 test clips, 3-s excerpts, 3 seeds (paper: 200 clips, whole clips, 5 seeds)",
             "PGD eps 2e-3 (paper 5e-4) and lr 2e-4 (paper 1e-5), at most 100 iterations "
@@ -106,11 +111,9 @@ STUDY_PRESETS: dict[str, StudyPreset] = {
             "all learning rates larger: the width-16 demo classifier trained 15 epochs on "
             "synthetic clips needs larger steps within a CPU-sized iteration budget")),
     "smoke": StudyPreset(
-        num_clips=8, clip_seconds=0.5, seeds=2, fgsm_eps=0.1, fgsm_epsilons=(1e-3, 1e-2, 0.1),
-        pgd=dict(eps=5e-3, learning_rate=1e-3, max_iterations=8),
-        cw=dict(clip_eps=0.02, alpha=1.0, learning_rate=1e-3, max_iterations=8),
-        mscw=dict(clip_eps=0.02, alpha=10.0, learning_rate=1e-3, max_iterations=8),
-        slots=4, listening_examples=1,
+        8, 0.5, seeds=2, fgsm_eps=0.1, fgsm_epsilons=(1e-3, 1e-2, 0.1), slots=4,
+        listening_examples=1,
+        **_settings(1e-3, pgd_eps=5e-3, cw_alpha=1.0, clip_eps=0.02, iterations=(8, 8, 8)),
         deviations=("smoke test: 8 clips of 0.5 s, 8 iterations, large steps; numbers are not "
                     "meaningful",)),
 }
@@ -184,14 +187,6 @@ def _selected_attacks(attacks) -> tuple[str, ...]:
     return tuple(a for a in ATTACKS if a in attacks)
 
 
-def _predict(clf, waves: np.ndarray) -> np.ndarray:
-    from jaxaudio.batching import map_chunks
-
-    pred = map_chunks(lambda w: np.asarray(clf.logits(w)).argmax(-1), waves, chunk_size=32,
-                      pad_single=False)
-    return np.asarray(pred, np.int32)
-
-
 # ------------------------------------------------------------------------------------ stages
 def train_stage(stage_dir, *, load_train, train_dir, progress, dataset, preset, seed):
     """Train the instrument classifier (resumable in ``train_dir``) into ``stage_dir/model``."""
@@ -220,29 +215,8 @@ def clean_stage(stage_dir, *, clf, load_test, dataset, preset, seed):
 
 def attack_set_stage(stage_dir, *, clf, load_test, num_clips, clip_seconds, seed, **_split):
     """The attacked excerpts (16-bit grid), labels, clip indices and clean predictions."""
-    from jaxaudio.attacks import round_to_16bit
-    from jaxaudio.data.windowing import centre_excerpt
-
-    test_set = load_test()
-    rate = int(getattr(test_set, "sample_rate", clf.frontend.sample_rate))
-    if rate != clf.frontend.sample_rate:
-        raise ValueError(f"test data is at {rate} Hz but the classifier expects "
-                         f"{clf.frontend.sample_rate} Hz")
-    labels = np.asarray(test_set.labels)
-    single = np.flatnonzero(labels >= 0)
-    if single.size == 0:
-        raise ValueError("the test split has no single-label clips to attack")
-    chosen = single
-    if num_clips is not None and num_clips < single.size:
-        chosen = np.sort(np.random.default_rng(seed).choice(single, num_clips, replace=False))
-    length = clf.excerpt_samples if clip_seconds is None else int(round(clip_seconds * rate))
-    if length < clf.frontend.n_fft:
-        raise ValueError(f"clip_seconds gives {length} samples, shorter than one analysis frame "
-                         f"(n_fft = {clf.frontend.n_fft})")
-    waves = np.stack([centre_excerpt(test_set.waves[i], length) for i in chosen])
-    waves = np.asarray(round_to_16bit(np.clip(waves, -1.0, 1.0)), np.float32)
-    return {"waves": waves, "labels": labels[chosen].astype(np.int32), "chosen": chosen,
-            "rate": rate, "clean_prediction": _predict(clf, waves)}
+    return evaluation.attack_excerpts(load_test(), clf, num_clips=num_clips,
+                                      clip_seconds=clip_seconds, seed=seed)
 
 
 def attack_stage(stage_dir, *, attack_set, clf, attack, kwargs, key, keep_adversarial,
@@ -251,49 +225,21 @@ def attack_stage(stage_dir, *, attack_set, clf, attack, kwargs, key, keep_advers
     import jax
 
     from jaxaudio import attacks
-    from jaxaudio.data import pcm16_samples
 
     fn = {"fgsm": attacks.fgsm, "pgd": attacks.pgd, "cw": attacks.carlini_wagner,
           "cw_random": attacks.carlini_wagner, "mscw": attacks.multiscale_carlini_wagner}[attack]
-    waves, labels = attack_set["waves"], attack_set["labels"]
-    keep = labels != kwargs["target"] if attack == "cw" else np.ones(len(waves), bool)
-    x, y = waves[keep], labels[keep]
-    if x.shape[0] == 0:
-        raise ValueError(f"no clips left for attack {attack!r} (all are of the target class)")
-    count = x.shape[0]
-    # Pad with copies of the first kept clip so that C&W fixed and random target share one
-    # compiled function; examples are independent (batch == single), the padding is cut off.
-    x = np.concatenate([x, np.repeat(x[:1], len(waves) - count, 0)])
-    y = np.concatenate([y, np.repeat(y[:1], len(waves) - count, 0)])
     extra = {} if key is None else {"key": jax.random.key(key)}
-    t0 = time.perf_counter()
-    res = attacks.sharded(fn)(clf.logits_fn, x, y, quantize_16bit=True, **kwargs, **extra)
-    res = jax.tree.map(lambda a: np.asarray(a)[:count], jax.device_get(res))
-    out = {"clip_mask": keep, "labels": y[:count], "success": np.asarray(res.success),
-           "iterations": np.asarray(res.iterations),
-           "snr_db": np.asarray(res.snr_db, np.float64),
-           "original_prediction": np.asarray(res.original_prediction),
-           "adversarial_prediction": np.asarray(res.adversarial_prediction),
-           "target": np.asarray(res.target), "seconds": np.asarray(time.perf_counter() - t0)}
-    if keep_adversarial:  # on the k/32768 grid (quantize_16bit): int16 stores it exactly
-        out["adversarial_pcm"] = pcm16_samples(np.asarray(res.adversarial))
-    return out
+    return evaluation.run_on_set(attacks.sharded(fn), clf.logits_fn, attack_set["waves"],
+                                 attack_set["labels"], keep_adversarial=keep_adversarial,
+                                 **kwargs, **extra)
 
 
 def fgsm_sweep_stage(stage_dir, *, attack_set, clf, epsilons):
     """FGSM at every eps in one compiled call."""
-    import jax
-
     from jaxaudio import attacks
 
-    t0 = time.perf_counter()
-    res = jax.device_get(attacks.fgsm_sweep(clf.logits_fn, attack_set["waves"],
-                                            attack_set["labels"], epsilons=list(epsilons),
-                                            quantize_16bit=True))
-    return {"epsilons": np.asarray(res.epsilons), "success": np.asarray(res.success),
-            "snr_db": np.asarray(res.snr_db, np.float64),
-            "adversarial_prediction": np.asarray(res.adversarial_prediction),
-            "seconds": np.asarray(time.perf_counter() - t0)}
+    return evaluation.sweep_on_set(attacks.fgsm_sweep, clf.logits_fn, attack_set["waves"],
+                                   attack_set["labels"], epsilons)
 
 
 def noise_stage(stage_dir, *, attack_set, clf, snr_db, noise_seed, margin):
@@ -301,99 +247,15 @@ def noise_stage(stage_dir, *, attack_set, clf, snr_db, noise_seed, margin):
     from jaxaudio import metrics
 
     acc = metrics.noise_control_accuracy(
-        functools.partial(_predict, clf), attack_set["waves"], attack_set["labels"],
+        functools.partial(evaluation.predict, clf), attack_set["waves"], attack_set["labels"],
         snr_db=snr_db, rng=np.random.default_rng(noise_seed), margin=margin)
     return {"snr_db": snr_db, "accuracy": acc}
 
 
 def wav_stage(stage_dir, *, run, clf, rate):
     """Write every adversarial of ``run`` as a 16-bit WAV, read it back, classify it again."""
-    from jaxaudio import data
-
-    adv = data.pcm16_to_float(run["adversarial_pcm"])
-    with tempfile.TemporaryDirectory(dir=stage_dir) as tmp:
-        back = []
-        for i, a in enumerate(adv):
-            path = data.save_wav(pathlib.Path(tmp) / f"{i:04d}.wav", a, rate, subtype="PCM_16")
-            back.append(data.load_audio(path, sample_rate=rate)[0])
-        back = np.stack(back).astype(np.float32)
-    pred = _predict(clf, back)
-    target, labels = run["target"], run["labels"]
-    success = np.where(target >= 0, pred == target, pred != labels)
-    return {"wav_success_rate": float(success.mean()),
-            "wav_accuracy_after": float((pred == labels).mean()),
-            "wav_flipped_back": int(np.sum(run["success"] & ~success)),
-            "wav_files": int(len(adv)),
-            "max_abs_change_on_save": float(np.abs(back - adv).max())}
-
-
-# ---------------------------------------------------------------------------------- analysis
-def sweep_entries(sweep, labels, epsilons) -> dict:
-    """``fgsm@<eps>`` entries of results.json from the FGSM sweep at ``epsilons``."""
-    from jaxaudio.metrics import finite_stats
-
-    entries = {}
-    for j, eps in enumerate(epsilons):
-        s = sweep["success"][j]
-        snr = finite_stats(sweep["snr_db"][j][s])
-        entries[f"fgsm@{eps:g}"] = {
-            "success_rate": float(s.mean()),
-            "accuracy_after": float((sweep["adversarial_prediction"][j] == labels).mean()),
-            "snr_db_mean": snr["mean"], "snr_db_std": snr["std"], "snr_db_median": snr["median"],
-            "iterations_mean": 1.0 if s.any() else None, "n": int(len(labels)),
-            "targeted": False, "seconds": float(sweep["seconds"]) / len(sweep["epsilons"]),
-            "settings": {"eps": float(eps)}}
-    return entries
-
-
-def listening_examples(out: pathlib.Path, name: str, waves, run, names, rate: int,
-                       count: int) -> list:
-    """Original / adversarial / amplified perturbation WAVs of the first successful clips that
-    needed at least one step (``audio/<attack>/clipNNN_*.wav``)."""
-    from jaxaudio.data import pcm16_to_float, save_wav
-
-    clips = np.flatnonzero(run["clip_mask"])
-    adv = pcm16_to_float(run["adversarial_pcm"])
-    examples = []
-    for i in [i for i in np.flatnonzero(run["success"]) if run["iterations"][i] > 0][:count]:
-        x, delta = waves[clips[i]], adv[i] - waves[clips[i]]
-        peak = float(np.abs(delta).max())
-        gain = 1.0 if peak == 0 else float(10 ** math.floor(math.log10(0.5 / peak)))
-        true_name, adv_name = names[run["labels"][i]], names[run["adversarial_prediction"][i]]
-        stem, folder = f"clip{int(clips[i]):03d}", out / "audio" / name
-        save_wav(folder / f"{stem}_original_{true_name}.wav", x, rate)
-        save_wav(folder / f"{stem}_adversarial_{adv_name}.wav", adv[i], rate)
-        save_wav(folder / f"{stem}_perturbation_x{gain:g}.wav", np.clip(gain * delta, -1, 1),
-                 rate)
-        snr = float(run["snr_db"][i])
-        examples.append({"clip": int(clips[i]), "true": true_name, "adversarial": adv_name,
-                         "snr_db": snr if math.isfinite(snr) else None,
-                         "perturbation_gain": gain, "perturbation_gain_db": 20 * math.log10(gain)})
-    return examples
-
-
-def save_arrays(out: pathlib.Path, aset, runs: dict, sweep) -> None:
-    """The arrays every figure of the report is drawn from (``arrays/*.npz``)."""
-    from jaxaudio.metrics import finite_stats
-
-    arrays = out / "arrays"
-    arrays.mkdir(parents=True, exist_ok=True)
-    confusion = {"clean_labels": aset["labels"], "clean_prediction": aset["clean_prediction"]}
-    for name, rs in runs.items():
-        confusion[f"{name}_labels"] = rs[0]["labels"]
-        confusion[f"{name}_prediction"] = rs[0]["adversarial_prediction"]
-    np.savez_compressed(arrays / "confusion.npz", **confusion)
-    np.savez_compressed(arrays / "snr.npz", **{
-        name: np.concatenate([r["snr_db"][r["success"]] for r in rs])
-        for name, rs in runs.items()})
-    if sweep is not None:
-        labels = aset["labels"]
-        snr = [finite_stats(sweep["snr_db"][j][sweep["success"][j]])["mean"]
-               for j in range(len(sweep["epsilons"]))]
-        np.savez_compressed(arrays / "fgsm_sweep.npz", epsilons=sweep["epsilons"],
-                            success_rate=sweep["success"].mean(1),
-                            accuracy_after=(sweep["adversarial_prediction"] == labels).mean(1),
-                            snr_db_mean=np.array([np.nan if s is None else s for s in snr]))
+    return evaluation.wav_round_trip(run, functools.partial(evaluation.predict, clf), rate,
+                                     stage_dir)
 
 
 # --------------------------------------------------------------------------------- the study
@@ -452,10 +314,10 @@ def _controls(stage, sp: StudyPreset, runs: dict, aset, clf, *, seed: int):
 
     summary, noise_control = {}, {}
     for name, rs in runs.items():
-        max_its = 1 if name == "fgsm" else getattr(sp, "cw" if name == "cw_random" else name)[
+        budget = 1 if name == "fgsm" else getattr(sp, {"cw_random": "cw"}.get(name, name))[
             "max_iterations"]
         summary[name] = metrics.attack_summary(rs, targeted=name in TARGETED,
-                                               max_iterations=max_its)
+                                               max_iterations=budget)
         level = summary[name]["snr_db_mean"]
         noise = {"snr_db": None, "accuracy": None}
         if level is not None:
@@ -470,6 +332,29 @@ def _controls(stage, sp: StudyPreset, runs: dict, aset, clf, *, seed: int):
                              success_rate_seed0=float(rs[0]["success"].mean()))
         noise_control[name] = {"snr_db": noise["snr_db"], "accuracy": noise["accuracy"]}
     return summary, noise_control
+
+
+def _stages(runner, sp: StudyPreset, clf, selected, *, split: dict, load_test):
+    """The stages after the model: clean accuracy, attack set, attacks, sweep and controls."""
+    names = list(clf.label_names)
+    if sp.cw_target not in names:
+        raise ValueError(f"C&W target {sp.cw_target!r} is not a class of the model {names}")
+    ctx = {"clf": clf, "load_test": load_test}
+    stage = functools.partial(runner.stage, depends={"model": clf.fingerprint()})
+    clean = stage("clean", clean_stage, settings=split, context=ctx)
+    aset = stage("attack_set", attack_set_stage, context=ctx, settings=dict(
+        split, num_clips=sp.num_clips, clip_seconds=sp.clip_seconds))
+    on_set = {"inputs": {"attack_set": aset}, "context": {"clf": clf}}
+    runs = {name: [] for name in selected}
+    for name, k, settings in _attack_plan(sp, selected, seed=split["seed"],
+                                          target_index=names.index(sp.cw_target)):
+        runs[name].append(stage(f"attack_{name}", attack_stage, settings=settings, **on_set,
+                                label=f"attack {name} seed {k}"))
+    sweep = None if "fgsm" not in selected else stage(
+        "fgsm_sweep", fgsm_sweep_stage, settings={"epsilons": list(sp.fgsm_epsilons)}, **on_set)
+    summary, noise_control = _controls(stage, sp, runs, aset, clf, seed=split["seed"])
+    return {"clean": clean, "attack_set": aset, "runs": runs, "sweep": sweep,
+            "summary": summary, "noise_control": noise_control}
 
 
 def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
@@ -499,32 +384,17 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
     if clf.task != "multiclass":
         raise ValueError(f"the instrument study needs a multiclass classifier, got task "
                          f"{clf.task!r} ({model_info['path']})")
-    names = list(clf.label_names)
-    if sp.cw_target not in names:
-        raise ValueError(f"C&W target {sp.cw_target!r} is not a class of the model {names}")
-    split = {"dataset": dataset, "preset": preset, "seed": seed}
-    ctx = {"clf": clf, "load_test": functools.cache(lambda: tasks.load_split(
-        dataset, "test", preset_name=preset, seed=seed, data=data))}
-    stage = functools.partial(runner.stage, depends={"model": clf.fingerprint()})
-    clean = stage("clean", clean_stage, settings=split, context=ctx)
-    aset = stage("attack_set", attack_set_stage, context=ctx, settings=dict(
-        split, num_clips=sp.num_clips, clip_seconds=sp.clip_seconds))
-    on_set = {"inputs": {"attack_set": aset}, "context": {"clf": clf}}
-    runs = {name: [] for name in selected}
-    for name, k, settings in _attack_plan(sp, selected, seed=seed,
-                                          target_index=names.index(sp.cw_target)):
-        runs[name].append(stage(f"attack_{name}", attack_stage, settings=settings, **on_set,
-                                label=f"attack {name} seed {k}"))
-    sweep = None if "fgsm" not in selected else stage(
-        "fgsm_sweep", fgsm_sweep_stage, settings={"epsilons": list(sp.fgsm_epsilons)}, **on_set)
-    summary, noise_control = _controls(stage, sp, runs, aset, clf, seed=seed)
-    save_arrays(out, aset, runs, sweep)
-    listening = {name: listening_examples(out, name, aset["waves"], runs[name][0], names,
-                                          int(aset["rate"]), sp.listening_examples)
-                 for name in selected}
-    results = _results(sp, summary, noise_control, sweep, aset, names, listening,
-                       preset=preset, seed=seed, dataset=dataset, model=model_info,
-                       clean_accuracy=float(clean["accuracy"]))
+    s = _stages(runner, sp, clf, selected, split={"dataset": dataset, "preset": preset,
+                                                   "seed": seed},
+                load_test=functools.cache(lambda: tasks.load_split(
+                    dataset, "test", preset_name=preset, seed=seed, data=data)))
+    aset, names = s["attack_set"], list(clf.label_names)
+    evaluation.write_report_arrays(out / "arrays", aset, s["runs"], s["sweep"])
+    listening = {name: evaluation.listening_examples(
+        out / "audio" / name, aset["waves"], s["runs"][name][0], names, int(aset["rate"]),
+        sp.listening_examples) for name in selected}
+    results = _results(sp, s, names, listening, preset=preset, seed=seed, dataset=dataset,
+                       model=model_info)
     results["stages"] = runner.summary()
     results["seconds"] = time.perf_counter() - t_start
     atomic_write_text(out / "results.json", json.dumps(results, indent=2))
@@ -532,61 +402,18 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
     return results
 
 
-def _headline(summary: dict, clean_attacked: float, n: int) -> str:
-    name = next((a for a in ("pgd", "cw_random", "mscw", "cw", "fgsm") if a in summary), None)
-    if name is None:
-        return ""
-    e, snr = summary[name], summary[name]["snr_db_mean"]
-    return (f"{name}: success {e['success_rate']:.2f} on {n} excerpts (clean accuracy "
-            f"{clean_attacked:.2f}), mean SNR " + ("–" if snr is None else f"{snr:.1f} dB")
-            + f"; white noise at that SNR leaves accuracy "
-            + ("–" if e.get("noise_control_accuracy") is None
-               else f"{e['noise_control_accuracy']:.2f}"))
-
-
-def _results(sp: StudyPreset, summary, noise_control, sweep, aset, names, listening, *,
-             preset, seed, dataset, model, clean_accuracy) -> dict:
+def _results(sp: StudyPreset, s: dict, names, listening, *, preset, seed, dataset,
+             model) -> dict:
     """results.json (numbers; the keys of the pre-stage study kept)."""
     from jaxaudio.attacks import DEFAULT_FFT_SIZES
 
     settings = {"fgsm": {"eps": sp.fgsm_eps}, "pgd": dict(sp.pgd, random_start=True),
                 "cw": dict(sp.cw, target=sp.cw_target), "cw_random": dict(sp.cw, target="random"),
                 "mscw": dict(sp.mscw, target="random", fft_sizes=list(DEFAULT_FFT_SIZES))}
-    attacks = {name: dict(e, settings=settings[name], published=PUBLISHED[name])
-               for name, e in summary.items()}
-    labels, waves, rate = aset["labels"], aset["waves"], int(aset["rate"])
-    if sweep is not None:
-        attacks.update(sweep_entries(sweep, labels, sp.fgsm_epsilons))
-    clean_attacked = float((aset["clean_prediction"] == labels).mean())
-    return {
-        "study": NAME, "title": TITLE, "preset": preset, "seed": seed, "dataset": dataset,
-        "headline": _headline(summary, clean_attacked, len(labels)),
-        "model": model, "label_names": names, "clean_accuracy": clean_accuracy,
-        "clean_accuracy_note": "clip level on the whole test split (the classifier's "
-                               "half-overlapping windows, mean logits)",
-        "clean_accuracy_attacked": clean_attacked, "chance": 1.0 / len(names),
-        "attacked_clips": {
-            "n": int(len(labels)), "clip_indices": aset["chosen"].tolist(),
-            "samples": int(waves.shape[1]), "seconds": waves.shape[1] / rate, "sample_rate": rate,
-            "unit": "one excerpt per test clip (centre of a long clip, circular tiling of a "
-                    "short one), on the 16-bit grid; accuracy_after is measured on these, "
-                    "clean_accuracy_attacked is their clean accuracy"},
-        "method": {
-            "quantize_16bit": True,
-            "early_stopping": f"per example, slot refill ({sp.slots} slots)",
-            "snr_region": f"without the first and last {MARGIN} samples",
-            "success": "untargeted: prediction != true label; targeted: prediction == target; "
-                       "measured on exactly the returned adversarial",
-            "statistics": "success_rate / accuracy_after: mean (± std) over seeds; SNR and "
-                          "iterations over the successful adversaries of all seeds",
-            "cw_fixed_target": sp.cw_target},
-        "preset_deviations_from_paper": list(sp.deviations),
-        "attacks": attacks, "noise_control": noise_control, "attacks_run": list(summary),
-        "fgsm_sweep": None if sweep is None else {
-            "epsilons": [float(e) for e in sp.fgsm_epsilons],
-            "success_rate": [attacks[f"fgsm@{e:g}"]["success_rate"] for e in sp.fgsm_epsilons],
-            "accuracy_after": [attacks[f"fgsm@{e:g}"]["accuracy_after"]
-                               for e in sp.fgsm_epsilons],
-            "snr_db_mean": [attacks[f"fgsm@{e:g}"]["snr_db_mean"] for e in sp.fgsm_epsilons]},
-        "listening_examples": listening, "published": PUBLISHED,
-    }
+    return evaluation.results_table(
+        {"study": NAME, "title": TITLE, "preset": preset, "seed": seed, "dataset": dataset},
+        summary=s["summary"], noise_control=s["noise_control"], attack_set=s["attack_set"],
+        sweep=s["sweep"], epsilons=sp.fgsm_epsilons, clean_accuracy=s["clean"]["accuracy"],
+        label_names=names, model=model, settings=settings, published=PUBLISHED,
+        method=evaluation.method_notes(slots=sp.slots, margin=MARGIN, cw_target=sp.cw_target),
+        deviations=sp.deviations, listening=listening)
