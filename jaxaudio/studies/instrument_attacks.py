@@ -25,29 +25,28 @@ import pathlib
 import time
 from typing import Optional, Sequence
 
+import jax
 import numpy as np
 
-from jaxaudio import evaluation
+from jaxaudio import attacks, evaluation, metrics, report, tasks
+from jaxaudio.attacks import DEFAULT_FFT_SIZES
+from jaxaudio.models import Classifier
+from jaxaudio.pipeline import Runner, atomic_write_text
+from jaxaudio.train import train
 
 NAME = "instrument_attacks"
 TITLE = "Study 1: end-to-end waveform attacks on the instrument classifier"
 MARGIN = 2048  # samples left out at each end of the SNR (REFERENCE.md §1)
 
 #: The published table (technical report, 200 validation clips, clean accuracy 0.835).
-PUBLISHED = {
-    "clean_accuracy": 0.835,
-    "fgsm": {"accuracy_after": "0.25", "snr_db_mean": "−7.7", "iterations_median": "1",
-             "settings": "eps 0.1"},
-    "pgd": {"accuracy_after": "0.17", "snr_db_mean": "40.1 ± 11.5", "iterations_median": "16",
-            "settings": "eps 0.0005, lr 1e-5"},
-    "cw": {"accuracy_after": "0.18–0.23", "snr_db_mean": "44.2 ± 10.8",
-           "iterations_median": "52", "settings": "clip 0.01, alpha 0.01, lr 1e-5"},
-    "cw_random": {"accuracy_after": "0.18–0.23", "snr_db_mean": "44.2 ± 10.8",
-                  "iterations_median": "52", "settings": "clip 0.01, alpha 0.01, lr 1e-5"},
-    "mscw": {"accuracy_after": "0.16–0.19", "snr_db_mean": "43.8 ± 10.4",
-             "iterations_median": "70", "settings": "clip 0.01, alpha 10, lr 1e-5"},
-    "noise_control": "white noise at 42 dB leaves 0.79 (clean 0.835); at −8 dB 0.11",
-}
+_ROW = ("accuracy_after", "snr_db_mean", "iterations_median", "settings")
+_CW_ROW = ("0.18–0.23", "44.2 ± 10.8", "52", "clip 0.01, alpha 0.01, lr 1e-5")  # both variants
+PUBLISHED = {"clean_accuracy": 0.835, **{name: dict(zip(_ROW, row)) for name, row in (
+    ("fgsm", ("0.25", "−7.7", "1", "eps 0.1")),
+    ("pgd", ("0.17", "40.1 ± 11.5", "16", "eps 0.0005, lr 1e-5")),
+    ("cw", _CW_ROW), ("cw_random", _CW_ROW),
+    ("mscw", ("0.16–0.19", "43.8 ± 10.4", "70", "clip 0.01, alpha 10, lr 1e-5")))},
+    "noise_control": "white noise at 42 dB leaves 0.79 (clean 0.835); at −8 dB 0.11"}
 
 ATTACKS = ("fgsm", "pgd", "cw", "cw_random", "mscw")
 STOCHASTIC = ("pgd", "cw_random", "mscw")  # seeded key (random start / target)
@@ -57,15 +56,11 @@ TARGETED = ("cw", "cw_random", "mscw")
 
 @dataclasses.dataclass(frozen=True)
 class StudyPreset:
-    """Sizes and attack settings of one preset (``paper`` = REFERENCE.md §1).
-
-    ``num_clips`` test clips (None = all) cut to ``clip_seconds`` (None = the classifier's
-    excerpt); ``seeds`` runs of PGD and C&W-random; ``fgsm_eps`` the headline FGSM step and
-    ``fgsm_epsilons`` its sweep; ``pgd``/``cw``/``mscw`` the attacks' keyword arguments (``cw``
-    also serves C&W towards a random target); ``cw_target`` the fixed C&W target; ``slots`` of
-    the refilled early-stopping queue; ``listening_examples`` clips per attack as WAV;
-    ``deviations`` where the preset departs from the paper, and why.
-    """
+    """Sizes and attack settings of one preset (``paper`` = REFERENCE.md §1): ``num_clips`` test
+    clips (None = all) cut to ``clip_seconds`` (None = the classifier's excerpt); ``seeds`` runs
+    of PGD and C&W-random; the headline FGSM ``fgsm_eps`` and its sweep; the attacks' keyword
+    arguments (``cw`` also for C&W-random); the fixed ``cw_target``; early-stopping ``slots``;
+    ``listening_examples`` per attack; ``deviations`` from the paper, and why."""
 
     num_clips: Optional[int]
     clip_seconds: Optional[float]
@@ -79,6 +74,13 @@ class StudyPreset:
     slots: int = 32
     listening_examples: int = 3
     deviations: tuple[str, ...] = ()
+
+    def reported_settings(self) -> dict:
+        """Each attack's settings as ``results.json`` reports them."""
+        return {"fgsm": {"eps": self.fgsm_eps}, "pgd": dict(self.pgd, random_start=True),
+                "cw": dict(self.cw, target=self.cw_target),
+                "cw_random": dict(self.cw, target="random"),
+                "mscw": dict(self.mscw, target="random", fft_sizes=list(DEFAULT_FFT_SIZES))}
 
 
 _PAPER_SWEEP = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1)
@@ -119,38 +121,30 @@ STUDY_PRESETS: dict[str, StudyPreset] = {
 }
 
 
-# ------------------------------------------------------------------------------ command line
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The study's options (``experiments/instrument_attacks.py`` and ``jaxaudio attack``)."""
-    parser.add_argument("--preset", choices=tuple(STUDY_PRESETS), default="demo",
-                        help="sizes and attack settings (default: demo; paper = REFERENCE.md §1)")
-    parser.add_argument("--data", default=None,
-                        help="FSDKaggle2019 root folder (default: the embedded synthetic data)")
-    parser.add_argument("--model", default=None,
-                        help="a trained classifier directory (…/model); default: train one")
-    parser.add_argument("--out", required=True, help="output folder (results, figures, audio)")
-    parser.add_argument("--seed", type=int, default=0, help="data split, subset and attack seed")
-    parser.add_argument("--seeds", type=int, default=None,
-                        help="runs of the stochastic attacks (default: the preset's)")
-    parser.add_argument("--num-clips", type=int, default=None,
-                        help="test clips attacked (default: the preset's)")
-    parser.add_argument("--attacks", nargs="+", choices=ATTACKS, default=None, metavar="ATTACK",
-                        help=f"run only these attacks, of {', '.join(ATTACKS)} (default: all; "
-                             "the FGSM eps sweep runs with fgsm)")
-    parser.add_argument("--set", action="append", default=None, metavar="ATTACK.KEY=VALUE",
-                        dest="overrides",
-                        help="change one attack setting of the preset, e.g. "
-                             "pgd.learning_rate=2e-5 or fgsm.eps=0.01 (repeatable; cw.* also "
-                             "applies to cw_random); only that attack's stages rerun")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add = parser.add_argument
+    add("--preset", choices=tuple(STUDY_PRESETS), default="demo",
+        help="sizes and attack settings (default: demo; paper = REFERENCE.md §1)")
+    add("--data", help="FSDKaggle2019 root folder (default: the embedded synthetic data)")
+    add("--model", help="a trained classifier directory (…/model); default: train one")
+    add("--out", required=True, help="output folder (results, figures, audio)")
+    add("--seed", type=int, default=0, help="data split, subset and attack seed")
+    add("--seeds", type=int, help="runs of the stochastic attacks (default: the preset's)")
+    add("--num-clips", type=int, help="test clips attacked (default: the preset's)")
+    add("--attacks", nargs="+", choices=ATTACKS, metavar="ATTACK",
+        help=f"run only these attacks, of {', '.join(ATTACKS)} (default: all; the FGSM eps "
+             "sweep runs with fgsm)")
+    add("--set", action="append", metavar="ATTACK.KEY=VALUE", dest="overrides",
+        help="change one attack setting of the preset, e.g. pgd.learning_rate=2e-5 or "
+             "fgsm.eps=0.01 (repeatable; cw.* also sets cw_random); only its stages rerun")
+    add("--no-progress", action="store_true", help="no progress bars")
 
 
 def run_from_args(args) -> int:
+    optional = {k: getattr(args, k, None) for k in ("seeds", "num_clips", "attacks", "overrides")}
     results = run(out=args.out, preset=args.preset, seed=args.seed, data=args.data,
-                  model=args.model, progress=not getattr(args, "no_progress", False),
-                  seeds=getattr(args, "seeds", None), num_clips=getattr(args, "num_clips", None),
-                  attacks=getattr(args, "attacks", None),
-                  overrides=getattr(args, "overrides", None))
+                  model=args.model, progress=not getattr(args, "no_progress", False), **optional)
     print(f"report: {pathlib.Path(args.out) / 'report.html'}")
     return 0 if results else 1
 
@@ -160,7 +154,7 @@ def apply_overrides(sp: StudyPreset, overrides: Optional[Sequence[str]]) -> Stud
     for item in overrides or ():
         target, _, value = str(item).partition("=")
         attack, _, key = target.partition(".")
-        field = {"pgd": "pgd", "cw": "cw", "mscw": "mscw", "fgsm": "fgsm"}.get(attack)
+        field = attack if attack in ("pgd", "cw", "mscw", "fgsm") else None
         known = ("eps",) if field == "fgsm" else tuple(getattr(sp, field)) if field else ()
         if not value or field is None or key not in known:
             raise ValueError(f"--set expects ATTACK.KEY=VALUE with ATTACK in fgsm, pgd, cw, mscw "
@@ -178,28 +172,13 @@ def apply_overrides(sp: StudyPreset, overrides: Optional[Sequence[str]]) -> Stud
     return sp
 
 
-def _selected_attacks(attacks) -> tuple[str, ...]:
-    if attacks is None:
-        return ATTACKS
-    attacks = [attacks] if isinstance(attacks, str) else list(attacks)
-    if not attacks or any(a not in ATTACKS for a in attacks):
-        raise ValueError(f"attacks must be a non-empty selection of {ATTACKS}, got {attacks!r}")
-    return tuple(a for a in ATTACKS if a in attacks)
-
-
-# ------------------------------------------------------------------------------------ stages
 def train_stage(stage_dir, *, load_train, train_dir, progress, dataset, preset, seed):
     """Train the instrument classifier (resumable in ``train_dir``) into ``stage_dir/model``."""
-    from jaxaudio import tasks
-    from jaxaudio.train import train
-
-    task = tasks.task_of(dataset)
+    task, train_set = tasks.task_of(dataset), load_train()
     p = tasks.preset(task, preset)
-    train_set = load_train()
     clf = tasks.new_classifier(task, p, seed=seed,
                                label_names=getattr(train_set, "label_names", None))
-    config = tasks.train_config(task, p, seed=seed)
-    t0 = time.perf_counter()
+    config, t0 = tasks.train_config(task, p, seed=seed), time.perf_counter()
     result = train(clf, tasks.example_source(task, train_set, p, clf.frontend), config,
                    out_dir=train_dir, resume=True, progress=progress)
     result.classifier.save(pathlib.Path(stage_dir) / "model")
@@ -208,8 +187,6 @@ def train_stage(stage_dir, *, load_train, train_dir, progress, dataset, preset, 
 
 def clean_stage(stage_dir, *, clf, load_test, dataset, preset, seed):
     """Clip-level accuracy on the whole test split (the classifier's windowing)."""
-    from jaxaudio import tasks
-
     return {"accuracy": float(tasks.evaluate_clips(clf, load_test())["accuracy"])}
 
 
@@ -222,10 +199,6 @@ def attack_set_stage(stage_dir, *, clf, load_test, num_clips, clip_seconds, seed
 def attack_stage(stage_dir, *, attack_set, clf, attack, kwargs, key, keep_adversarial,
                  **_run):
     """One run of one attack on the attack set (``key``: its PRNG seed, None = deterministic)."""
-    import jax
-
-    from jaxaudio import attacks
-
     fn = {"fgsm": attacks.fgsm, "pgd": attacks.pgd, "cw": attacks.carlini_wagner,
           "cw_random": attacks.carlini_wagner, "mscw": attacks.multiscale_carlini_wagner}[attack]
     extra = {} if key is None else {"key": jax.random.key(key)}
@@ -236,20 +209,15 @@ def attack_stage(stage_dir, *, attack_set, clf, attack, kwargs, key, keep_advers
 
 def fgsm_sweep_stage(stage_dir, *, attack_set, clf, epsilons):
     """FGSM at every eps in one compiled call."""
-    from jaxaudio import attacks
-
     return evaluation.sweep_on_set(attacks.fgsm_sweep, clf.logits_fn, attack_set["waves"],
                                    attack_set["labels"], epsilons)
 
 
 def noise_stage(stage_dir, *, attack_set, clf, snr_db, noise_seed, margin):
     """The white-noise control: accuracy with white noise at one attack's mean SNR."""
-    from jaxaudio import metrics
-
-    acc = metrics.noise_control_accuracy(
+    return {"snr_db": snr_db, "accuracy": metrics.noise_control_accuracy(
         functools.partial(evaluation.predict, clf), attack_set["waves"], attack_set["labels"],
-        snr_db=snr_db, rng=np.random.default_rng(noise_seed), margin=margin)
-    return {"snr_db": snr_db, "accuracy": acc}
+        snr_db=snr_db, rng=np.random.default_rng(noise_seed), margin=margin)}
 
 
 def wav_stage(stage_dir, *, run, clf, rate):
@@ -258,44 +226,28 @@ def wav_stage(stage_dir, *, run, clf, rate):
                                      stage_dir)
 
 
-# --------------------------------------------------------------------------------- the study
-def _attack_plan(sp: StudyPreset, selected, *, seed: int, target_index: int) -> list:
-    """``(name, seed index, stage settings)`` of every attack run: exactly its own settings."""
-    kwargs = {"fgsm": {"eps": sp.fgsm_eps}, "pgd": dict(sp.pgd, slots=sp.slots),
-              "cw": dict(sp.cw, slots=sp.slots, target=target_index),
-              "cw_random": dict(sp.cw, slots=sp.slots, target="random"),
-              "mscw": dict(sp.mscw, slots=sp.slots, target="random")}
-    return [(name, k, {"attack": name, "seed_index": k, "kwargs": kwargs[name],
-                       "key": (1000 * seed + 17 * k + ATTACKS.index(name)
-                               if name in STOCHASTIC else None),
-                       "keep_adversarial": k == 0})
-            for name in selected for k in range(sp.seeds if name in SEEDED_RUNS else 1)]
-
-
-def _classifier(runner, out: pathlib.Path, *, preset, seed, data, model, progress):
+def _classifier(runner, out: pathlib.Path, *, dataset, preset, seed, data, model, progress):
     """Load ``model``, or train one in the ``model`` stage (resumable)."""
-    from jaxaudio import tasks
-    from jaxaudio.models import Classifier
-
     if model is not None:
-        return Classifier.load(model), {"source": "loaded", "path": str(model)}
-    dataset = _dataset_name(data)
-    trained = runner.stage(
-        "model", train_stage, settings={"dataset": dataset, "preset": preset, "seed": seed},
-        context={"progress": progress, "train_dir": out / "train" / f"{preset}-seed{seed}",
-                 "load_train": lambda: tasks.load_split(dataset, "train", preset_name=preset,
-                                                        seed=seed, data=data)})
-    path = trained.path / "model"
-    info = {"source": "trained" if trained.computed else "trained earlier", "path": str(path),
-            "epochs": trained["epochs"], "seconds": trained["seconds"]}
-    return Classifier.load(path), info
+        clf, info = Classifier.load(model), {"source": "loaded", "path": str(model)}
+    else:
+        trained = runner.stage(
+            "model", train_stage, settings={"dataset": dataset, "preset": preset, "seed": seed},
+            context={"progress": progress, "train_dir": out / "train" / f"{preset}-seed{seed}",
+                     "load_train": lambda: tasks.load_split(dataset, "train", preset_name=preset,
+                                                            seed=seed, data=data)})
+        clf, info = Classifier.load(trained.path / "model"), {
+            "source": "trained" if trained.computed else "trained earlier",
+            "path": str(trained.path / "model"), "epochs": trained["epochs"],
+            "seconds": trained["seconds"]}
+    if clf.task != "multiclass":
+        raise ValueError(f"the instrument study needs a multiclass classifier, got task "
+                         f"{clf.task!r} ({info['path']})")
+    return clf, info
 
 
-def _dataset_name(data) -> str:
-    return "synth-instruments" if data is None else "fsdkaggle2019"
-
-
-def _preset(preset, *, seeds, num_clips, overrides) -> StudyPreset:
+def _options(preset, seeds, num_clips, overrides, attacks) -> tuple[StudyPreset, tuple]:
+    """The preset with ``seeds``/``num_clips``/``--set`` applied, and the attacks selected."""
     if preset not in STUDY_PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {tuple(STUDY_PRESETS)}")
     sp = STUDY_PRESETS[preset]
@@ -304,38 +256,36 @@ def _preset(preset, *, seeds, num_clips, overrides) -> StudyPreset:
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
             sp = dataclasses.replace(sp, **{name: int(value)})
-    return apply_overrides(sp, overrides)
+    selected = ATTACKS if attacks is None else [attacks] if isinstance(attacks, str) else [*attacks]
+    if not selected or any(a not in ATTACKS for a in selected):
+        raise ValueError(f"attacks must be a non-empty selection of {ATTACKS}, got {attacks!r}")
+    return apply_overrides(sp, overrides), tuple(a for a in ATTACKS if a in selected)
 
 
 def _controls(stage, sp: StudyPreset, runs: dict, aset, clf, *, seed: int):
     """Per attack: its summary, the white-noise control at its mean SNR and the WAV check
     (stages of their own, so an attack's rerun redoes only its own controls)."""
-    from jaxaudio import metrics
-
-    summary, noise_control = {}, {}
+    summary, noise_control, ctx = {}, {}, {"context": {"clf": clf}}
     for name, rs in runs.items():
-        budget = 1 if name == "fgsm" else getattr(sp, {"cw_random": "cw"}.get(name, name))[
-            "max_iterations"]
-        summary[name] = metrics.attack_summary(rs, targeted=name in TARGETED,
-                                               max_iterations=budget)
-        level = summary[name]["snr_db_mean"]
+        its = 1 if name == "fgsm" else getattr(sp, name.replace("_random", ""))["max_iterations"]
+        e = summary[name] = metrics.attack_summary(rs, targeted=name in TARGETED,
+                                                   max_iterations=its)
         noise = {"snr_db": None, "accuracy": None}
-        if level is not None:
-            noise = stage(f"noise_{name}", noise_stage, inputs={"attack_set": aset},
-                          context={"clf": clf}, settings={
-                              "snr_db": level, "margin": MARGIN,
-                              "noise_seed": [seed, 12345, ATTACKS.index(name)]})
-            summary[name]["noise_control_accuracy"] = noise["accuracy"]
-        wav = stage(f"wav_{name}", wav_stage, inputs={"run": rs[0]}, context={"clf": clf},
+        if e["snr_db_mean"] is not None:
+            noise = stage(f"noise_{name}", noise_stage, inputs={"attack_set": aset}, **ctx,
+                          settings={"snr_db": e["snr_db_mean"], "margin": MARGIN,
+                                    "noise_seed": [seed, 12345, ATTACKS.index(name)]})
+            e["noise_control_accuracy"] = noise["accuracy"]
+        wav = stage(f"wav_{name}", wav_stage, inputs={"run": rs[0]}, **ctx,
                     settings={"rate": int(aset["rate"])})
-        summary[name].update({k: wav[k] for k in wav.keys()},
-                             success_rate_seed0=float(rs[0]["success"].mean()))
+        e.update({k: wav[k] for k in wav.keys()}, success_rate_seed0=float(rs[0]["success"].mean()))
         noise_control[name] = {"snr_db": noise["snr_db"], "accuracy": noise["accuracy"]}
     return summary, noise_control
 
 
 def _stages(runner, sp: StudyPreset, clf, selected, *, split: dict, load_test):
-    """The stages after the model: clean accuracy, attack set, attacks, sweep and controls."""
+    """The stages after the model: clean accuracy, attack set, one stage per attack and seed
+    (exactly that attack's settings and seed), the FGSM sweep and the controls."""
     names = list(clf.label_names)
     if sp.cw_target not in names:
         raise ValueError(f"C&W target {sp.cw_target!r} is not a class of the model {names}")
@@ -345,14 +295,20 @@ def _stages(runner, sp: StudyPreset, clf, selected, *, split: dict, load_test):
     aset = stage("attack_set", attack_set_stage, context=ctx, settings=dict(
         split, num_clips=sp.num_clips, clip_seconds=sp.clip_seconds))
     on_set = {"inputs": {"attack_set": aset}, "context": {"clf": clf}}
-    runs = {name: [] for name in selected}
-    for name, k, settings in _attack_plan(sp, selected, seed=split["seed"],
-                                          target_index=names.index(sp.cw_target)):
-        runs[name].append(stage(f"attack_{name}", attack_stage, settings=settings, **on_set,
-                                label=f"attack {name} seed {k}"))
+    kwargs = {"fgsm": {"eps": sp.fgsm_eps}, "pgd": dict(sp.pgd, slots=sp.slots),
+              "cw": dict(sp.cw, slots=sp.slots, target=names.index(sp.cw_target)),
+              "cw_random": dict(sp.cw, slots=sp.slots, target="random"),
+              "mscw": dict(sp.mscw, slots=sp.slots, target="random")}
+    runs, seed = {name: [] for name in selected}, split["seed"]
+    for name in selected:
+        for k in range(sp.seeds if name in SEEDED_RUNS else 1):
+            key = 1000 * seed + 17 * k + ATTACKS.index(name) if name in STOCHASTIC else None
+            runs[name].append(stage(f"attack_{name}", attack_stage, **on_set, settings={
+                "attack": name, "seed_index": k, "kwargs": kwargs[name], "key": key,
+                "keep_adversarial": k == 0}, label=f"attack {name} seed {k}"))
     sweep = None if "fgsm" not in selected else stage(
         "fgsm_sweep", fgsm_sweep_stage, settings={"epsilons": list(sp.fgsm_epsilons)}, **on_set)
-    summary, noise_control = _controls(stage, sp, runs, aset, clf, seed=split["seed"])
+    summary, noise_control = _controls(stage, sp, runs, aset, clf, seed=seed)
     return {"clean": clean, "attack_set": aset, "runs": runs, "sweep": sweep,
             "summary": summary, "noise_control": noise_control}
 
@@ -361,59 +317,34 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
         progress: bool = True, seeds: Optional[int] = None, num_clips: Optional[int] = None,
         attacks=None, overrides: Optional[Sequence[str]] = None) -> dict:
     """Run the study into ``out`` (stages under ``out/stages``); returns the results dict.
-
-    ``preset`` of :data:`STUDY_PRESETS`; ``seed`` the data split / subset seed and base of the
-    attack seeds; ``data`` an FSDKaggle2019 root (None = synthetic); ``model`` a saved
-    classifier (None = train one); ``seeds``/``num_clips`` override the preset's; ``attacks``
-    a selection of :data:`ATTACKS` (the FGSM sweep runs with ``"fgsm"``); ``overrides`` the
-    ``--set ATTACK.KEY=VALUE`` items (:func:`apply_overrides`).
-    """
-    from jaxaudio import report, tasks
-    from jaxaudio.pipeline import Runner, atomic_write_text
-
-    sp = _preset(preset, seeds=seeds, num_clips=num_clips, overrides=overrides)
-    selected = _selected_attacks(attacks)
-    out = pathlib.Path(out)
+    ``seed``: data split / subset seed and base of the attack seeds; ``data``: an FSDKaggle2019
+    root (None = synthetic); ``model``: a saved classifier (None = train one); ``attacks``: a
+    selection of :data:`ATTACKS` (the FGSM sweep runs with ``"fgsm"``); ``overrides``: the
+    ``--set ATTACK.KEY=VALUE`` items (:func:`apply_overrides`)."""
+    sp, selected = _options(preset, seeds, num_clips, overrides, attacks)
+    out, t_start = pathlib.Path(out), time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
-    dataset = _dataset_name(data)
+    dataset = "synth-instruments" if data is None else "fsdkaggle2019"
     runner = Runner(out / "stages", progress=progress,
                     depends={"data": "synthetic" if data is None else str(data)})
-    clf, model_info = _classifier(runner, out, preset=preset, seed=seed, data=data, model=model,
+    split = {"dataset": dataset, "preset": preset, "seed": seed}
+    clf, model_info = _classifier(runner, out, **split, data=data, model=model,
                                   progress=progress)
-    if clf.task != "multiclass":
-        raise ValueError(f"the instrument study needs a multiclass classifier, got task "
-                         f"{clf.task!r} ({model_info['path']})")
-    s = _stages(runner, sp, clf, selected, split={"dataset": dataset, "preset": preset,
-                                                   "seed": seed},
-                load_test=functools.cache(lambda: tasks.load_split(
-                    dataset, "test", preset_name=preset, seed=seed, data=data)))
+    s = _stages(runner, sp, clf, selected, split=split, load_test=functools.cache(
+        lambda: tasks.load_split(dataset, "test", preset_name=preset, seed=seed, data=data)))
     aset, names = s["attack_set"], list(clf.label_names)
     evaluation.write_report_arrays(out / "arrays", aset, s["runs"], s["sweep"])
     listening = {name: evaluation.listening_examples(
         out / "audio" / name, aset["waves"], s["runs"][name][0], names, int(aset["rate"]),
         sp.listening_examples) for name in selected}
-    results = _results(sp, s, names, listening, preset=preset, seed=seed, dataset=dataset,
-                       model=model_info)
-    results["stages"] = runner.summary()
-    results["seconds"] = time.perf_counter() - t_start
+    results = evaluation.results_table(
+        {"study": NAME, "title": TITLE, "preset": preset, "seed": seed, "dataset": dataset},
+        summary=s["summary"], noise_control=s["noise_control"], attack_set=aset, sweep=s["sweep"],
+        epsilons=sp.fgsm_epsilons, clean_accuracy=s["clean"]["accuracy"], label_names=names,
+        model=model_info, settings=sp.reported_settings(), published=PUBLISHED,
+        method=evaluation.method_notes(slots=sp.slots, margin=MARGIN, cw_target=sp.cw_target),
+        deviations=sp.deviations, listening=listening)
+    results.update(stages=runner.summary(), seconds=time.perf_counter() - t_start)
     atomic_write_text(out / "results.json", json.dumps(results, indent=2))
     report.write_report(out)
     return results
-
-
-def _results(sp: StudyPreset, s: dict, names, listening, *, preset, seed, dataset,
-             model) -> dict:
-    """results.json (numbers; the keys of the pre-stage study kept)."""
-    from jaxaudio.attacks import DEFAULT_FFT_SIZES
-
-    settings = {"fgsm": {"eps": sp.fgsm_eps}, "pgd": dict(sp.pgd, random_start=True),
-                "cw": dict(sp.cw, target=sp.cw_target), "cw_random": dict(sp.cw, target="random"),
-                "mscw": dict(sp.mscw, target="random", fft_sizes=list(DEFAULT_FFT_SIZES))}
-    return evaluation.results_table(
-        {"study": NAME, "title": TITLE, "preset": preset, "seed": seed, "dataset": dataset},
-        summary=s["summary"], noise_control=s["noise_control"], attack_set=s["attack_set"],
-        sweep=s["sweep"], epsilons=sp.fgsm_epsilons, clean_accuracy=s["clean"]["accuracy"],
-        label_names=names, model=model, settings=settings, published=PUBLISHED,
-        method=evaluation.method_notes(slots=sp.slots, margin=MARGIN, cw_target=sp.cw_target),
-        deviations=sp.deviations, listening=listening)
