@@ -68,7 +68,7 @@ def _folder(root: Path, *, clean_attacked=0.9, fgsm_zero=0.0) -> Path:
     np.savez(arrays / "fgsm_sweep.npz", epsilons=np.array([1e-3, 1e-2, 0.1]),
              success_rate=np.array([0.1, 0.4, 0.8]), accuracy_after=np.array([0.8, 0.5, 0.2]),
              snr_db_mean=np.array([30.0, 10.0, np.nan]))
-    for stem in ("original_Gong", "adversarial_Accordion", "perturbation_x10"):
+    for stem in ("original", "adversary", "perturbation"):  # write_listening_example names
         _write_wav(root / "audio" / "pgd" / f"clip003_{stem}.wav")
     return root
 
@@ -95,7 +95,7 @@ def test_page_order_table_warnings_figures_players(folder):
         assert (folder / "figures" / f"{png}.png").stat().st_size > 0
         assert f'src="figures/{png}.png"' in html
     assert html.count("<figcaption>") == 8
-    players = [html.index(f"clip003_{s}") for s in ("original", "adversarial", "perturbation")]
+    players = [html.index(f"clip003_{s}") for s in ("original", "adversary", "perturbation")]
     assert players == sorted(players)
     assert "Gong" in html and "31.5" in html and "perturbation ×10" in html
 

@@ -228,10 +228,9 @@ def _listening(out_dir: Path, results: dict) -> str:
                 "title": f"{_label(name, results)} · clip {ex['clip']}",
                 "facts": {"true": ex["true"], "prediction after attack": ex["adversarial"],
                           "SNR (dB)": page.fmt(ex.get("snr_db"), 1)},
-                "players": [("original", folder / f"{stem}_original_{ex['true']}.wav"),
-                            ("adversarial", folder / f"{stem}_adversarial_{ex['adversarial']}.wav"),
-                            (f"perturbation ×{gain:g}",
-                             folder / f"{stem}_perturbation_x{gain:g}.wav")]})
+                "players": [("original", folder / f"{stem}_original.wav"),
+                            ("adversarial", folder / f"{stem}_adversary.wav"),
+                            (f"perturbation ×{gain:g}", folder / f"{stem}_perturbation.wav")]})
     if not clips:
         return ""
     return ("<h2>Listening examples</h2><p class=\"note\">Per clip: the original excerpt, the "
