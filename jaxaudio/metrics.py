@@ -30,7 +30,7 @@ def snr_db(clean, adversarial, *, trim: int = 2048):
     """Signal-to-noise ratio of a perturbation, per example, in dB.
 
     ``20 * log10(||x|| / ||x - x_adv||)`` over the samples ``[trim : n - trim]``
-    (REFERENCE.md §1: the first and last 2048 samples are left out). Clips with
+    (docs/studies.md §1: the first and last 2048 samples are left out). Clips with
     ``n <= 2 * trim`` samples are measured over the whole clip.
 
     Parameters

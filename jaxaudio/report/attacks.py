@@ -241,7 +241,7 @@ def _listening(out_dir: Path, results: dict) -> str:
 def render(out_dir, results: dict) -> str:
     """The page body of a finished instrument-attack folder (see the module docstring)."""
     out_dir = Path(out_dir)
-    return ("<h2>Attacks on the instrument classifier (REFERENCE.md §1)</h2>"
+    return ("<h2>Attacks on the instrument classifier (docs/studies.md §1)</h2>"
             + _lead(results) + _headline_table(results) + _deviations(results)
             + page.warnings(_warnings(results))
             + "<h2>Figures</h2>" + _figures(out_dir, results) + _listening(out_dir, results))

@@ -1,4 +1,4 @@
-"""Study 1 (REFERENCE.md §1): end-to-end waveform attacks on the instrument classifier.
+"""Study 1 (docs/studies.md §1): end-to-end waveform attacks on the instrument classifier.
 
 Prinz & Flexer (2020) attack an average-pool CNN on FSDKaggle2019's 12 musical labels with
 FGSM, PGD, C&W (towards a fixed and towards a random other instrument) and multi-scale C&W on
@@ -36,7 +36,7 @@ from jaxaudio.train import train
 
 NAME = "instrument_attacks"
 TITLE = "Study 1: end-to-end waveform attacks on the instrument classifier"
-MARGIN = 2048  # samples left out at each end of the SNR (REFERENCE.md §1)
+MARGIN = 2048  # samples left out at each end of the SNR (docs/studies.md §1)
 
 #: The published table (technical report, 200 validation clips, clean accuracy 0.835).
 _ROW = ("accuracy_after", "snr_db_mean", "iterations_median", "settings")
@@ -56,7 +56,7 @@ TARGETED = ("cw", "cw_random", "mscw")
 
 @dataclasses.dataclass(frozen=True)
 class StudyPreset:
-    """Sizes and attack settings of one preset (``paper`` = REFERENCE.md §1): ``num_clips`` test
+    """Sizes and attack settings of one preset (``paper`` = docs/studies.md §1): ``num_clips`` test
     clips (None = all) cut to ``clip_seconds`` (None = the classifier's excerpt); ``seeds`` runs
     of PGD and C&W-random; the headline FGSM ``fgsm_eps`` and its sweep; the attacks' keyword
     arguments (``cw`` also for C&W-random); the fixed ``cw_target``; early-stopping ``slots``;
@@ -125,7 +125,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The study's options (``experiments/instrument_attacks.py`` and ``jaxaudio attack``)."""
     add = parser.add_argument
     add("--preset", choices=tuple(STUDY_PRESETS), default="demo",
-        help="sizes and attack settings (default: demo; paper = REFERENCE.md §1)")
+        help="sizes and attack settings (default: demo; paper = docs/studies.md §1)")
     add("--data", help="FSDKaggle2019 root folder (default: the embedded synthetic data)")
     add("--model", help="a trained classifier directory (…/model); default: train one")
     add("--out", required=True, help="output folder (results, figures, audio)")
@@ -196,12 +196,14 @@ def attack_set_stage(stage_dir, *, clf, load_test, num_clips, clip_seconds, seed
                                       clip_seconds=clip_seconds, seed=seed)
 
 
-def attack_stage(stage_dir, *, attack_set, clf, attack, kwargs, key, keep_adversarial,
-                 **_run):
+def attack_stage(stage_dir, *, attack_set, clf, progress, attack, kwargs, key,
+                 keep_adversarial, seed_index):
     """One run of one attack on the attack set (``key``: its PRNG seed, None = deterministic)."""
     fn = {"fgsm": attacks.fgsm, "pgd": attacks.pgd, "cw": attacks.carlini_wagner,
           "cw_random": attacks.carlini_wagner, "mscw": attacks.multiscale_carlini_wagner}[attack]
     extra = {} if key is None else {"key": jax.random.key(key)}
+    if progress and attack != "fgsm":  # one step: no bar
+        extra["progress"] = f"{attack} seed {seed_index}"
     return evaluation.run_on_set(attacks.sharded(fn), clf.logits_fn, attack_set["waves"],
                                  attack_set["labels"], keep_adversarial=keep_adversarial,
                                  **kwargs, **extra)
@@ -303,7 +305,8 @@ def _stages(runner, sp: StudyPreset, clf, selected, *, split: dict, load_test):
     for name in selected:
         for k in range(sp.seeds if name in SEEDED_RUNS else 1):
             key = 1000 * seed + 17 * k + ATTACKS.index(name) if name in STOCHASTIC else None
-            runs[name].append(stage(f"attack_{name}", attack_stage, **on_set, settings={
+            runs[name].append(stage(f"attack_{name}", attack_stage, inputs=on_set["inputs"],
+                                    context={"clf": clf, "progress": runner.progress}, settings={
                 "attack": name, "seed_index": k, "kwargs": kwargs[name], "key": key,
                 "keep_adversarial": k == 0}, label=f"attack {name} seed {k}"))
     sweep = None if "fgsm" not in selected else stage(
