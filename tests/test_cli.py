@@ -67,3 +67,28 @@ def test_song_evaluation_raw_and_median_filtered():
     assert 0.0 <= smoothed["accuracy_median_filtered"] <= 1.0
     assert plain["num_frames"] == len(range(0, 1 + len(songs.waves[0]) // clf.frontend.hop_length,
                                             step))
+
+
+def test_report_redraws_a_demo_folder_from_its_files(trained, tmp_path, capsys):
+    """``jaxaudio report`` on a demo-shaped folder: the foundation page (table + training
+    curve drawn from metrics.json) and the index, identical when drawn twice."""
+    import shutil
+
+    foundation = tmp_path / "foundation"
+    (foundation / "instruments").mkdir(parents=True)
+    shutil.copy(trained / "metrics.json", foundation / "instruments" / "metrics.json")
+    (foundation / "results.json").write_text(json.dumps(
+        {"study": "foundation", "title": "two classifiers", "classifiers": ["instruments"],
+         "headline": "test accuracy: instruments x"}))
+    (tmp_path / "index.json").write_text(json.dumps(
+        {"title": "demo", "parts": {"foundation": "foundation"}}))
+    assert cli.main(["report", str(tmp_path)]) == 0
+    page = (foundation / "report.html").read_text()
+    accuracy = json.loads((trained / "metrics.json").read_text())["accuracy"]
+    assert f"{accuracy:.3f}" in page and "figures/instruments_training.png" in page
+    assert (foundation / "figures" / "instruments_training.png").is_file()
+    assert "test accuracy: instruments x" in (tmp_path / "index.html").read_text()
+    assert cli.main(["report", str(tmp_path)]) == 0
+    assert (foundation / "report.html").read_text() == page
+    assert cli.main(["report", str(tmp_path / "nowhere")]) == 2
+    assert "neither results.json" in capsys.readouterr().err
