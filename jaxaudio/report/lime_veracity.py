@@ -81,7 +81,8 @@ def _warnings(results: dict) -> list[str]:
             t = results["table1_all"][dom][d]
             if a["num_audited"] and not any(t.get(s) for s in SELECTIONS):
                 out.append(f"{dom}, {_name(d)}: no selection flips at k = 3 (LIME and norm "
-                           "both 0 %): the adversaries need all of delta (tiny presets).")
+                           "both 0 %): these adversaries need more than 3 of the 20 components, so "
+                           "table 1 cannot tell LIME from the norm baseline here.")
     if results["horses"]["num_found"] == 0:
         out.append("No horse (obvious edit) flipped any original: the horse control is empty.")
     if results["subset"]["num_adversaries"] == 0:
