@@ -75,9 +75,18 @@ def cmd_evaluate(args) -> int:
     from jaxaudio import tasks
     from jaxaudio.models import Classifier
 
+    if args.data is not None and args.dataset is None:
+        raise ValueError("--data needs --dataset (fsdkaggle2019 or jamendo): which layout is "
+                         f"the folder {args.data}?")
     clf = Classifier.load(args.model)
     dataset = args.dataset or ("synth-instruments" if clf.task == "multiclass" else "synth-voice")
     task = tasks.task_of(dataset)
+    model_task = "instruments" if clf.task == "multiclass" else "voice"
+    if task != model_task:
+        kind = ("an instrument classifier" if model_task == "instruments"
+                else "a singing voice detector")
+        raise ValueError(f"--dataset {dataset} is {task} data but --model {args.model} is "
+                         f"{kind}")
     p = tasks.preset(task, args.preset)
     test_set = tasks.load_split(dataset, "test", preset_name=args.preset, seed=args.seed,
                                 data=args.data)
@@ -141,8 +150,11 @@ def cmd_report(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from jaxaudio import __version__
+
     parser = argparse.ArgumentParser(prog="jaxaudio", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"jaxaudio {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a classifier and save it with Orbax")
@@ -163,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="demo", choices=("smoke", "demo", "paper"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", nargs="*", default=None, metavar="STUDY",
+                   choices=[c for c, *_ in STUDY_COMMANDS],
                    help="run only these studies after the foundation (default: all; --only alone: none)")
     p.set_defaults(func=cmd_demo)
 
@@ -198,17 +211,41 @@ def _use_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
+#: Integer flags and their least allowed value, checked before any work starts.
+_AT_LEAST = {"seed": 0, "epochs": 1, "seeds": 1, "num_clips": 1, "num_samples": 1,
+             "per_direction": 1}
+
+
+def _check_args(args) -> None:
+    """Reject bad numbers and an ``--out`` that is a file up front, naming the flag."""
+    for name, least in _AT_LEAST.items():
+        value = getattr(args, name, None)
+        if value is not None and value < least:
+            raise ValueError(f"--{name.replace('_', '-')} must be an integer >= {least}, "
+                             f"got {value}")
+    out = getattr(args, "out", None)
+    if out is not None and pathlib.Path(out).exists() and not pathlib.Path(out).is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder (created if missing)")
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    import matplotlib
-
-    matplotlib.use("Agg")  # the command draws figures to files only; library code never chooses
-    _use_compilation_cache()
     try:
+        _check_args(args)
+        import matplotlib
+
+        matplotlib.use("Agg")  # the command draws figures to files only; library code never
+        _use_compilation_cache()  # chooses a backend
         return args.func(args)
     except ValueError as err:  # bad input: one clear line, no traceback
         print(f"jaxaudio: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        out = getattr(args, "out", None)
+        kept = f"finished stages and checkpoints under {out} are kept; " if out else ""
+        print(f"\njaxaudio: interrupted; {kept}run the same command again to resume",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -92,3 +92,74 @@ def test_report_redraws_a_demo_folder_from_its_files(trained, tmp_path, capsys):
     assert (foundation / "report.html").read_text() == page
     assert cli.main(["report", str(tmp_path / "nowhere")]) == 2
     assert "neither results.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["train", "--dataset", "synth-instruments", "--out", "OUT", "--epochs", "0"], "--epochs"),
+    (["train", "--dataset", "synth-instruments", "--out", "OUT", "--epochs", "-3"], "--epochs"),
+    (["attack", "--out", "OUT", "--seed", "-1"], "--seed"),
+    (["attack", "--out", "OUT", "--num-clips", "0"], "--num-clips"),
+    (["noise", "--out", "OUT", "--seeds", "0"], "--seeds"),
+    (["audit", "--out", "OUT", "--num-samples", "0"], "--num-samples"),
+    (["audit", "--out", "OUT", "--per-direction", "0"], "--per-direction"),
+    (["evaluate", "--model", "OUT", "--data", "OUT"], "--dataset"),
+    (["noise", "--out", "FILE"], "--out"),
+])
+def test_bad_arguments_are_refused_before_any_work(argv, flag, tmp_path, capsys):
+    (tmp_path / "file.txt").write_text("not a folder")
+    argv = [str(tmp_path / "file.txt") if a == "FILE" else str(tmp_path / "run") if a == "OUT"
+            else a for a in argv]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jaxaudio: error:") and flag in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()  # nothing was started
+
+
+def test_unknown_study_in_only_and_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["demo", "--only", "atack"])
+    assert exit_.value.code == 2 and "invalid choice: 'atack'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("jaxaudio ")
+
+
+def test_model_of_another_task_is_refused(trained, capsys):
+    rc = cli.main(["evaluate", "--model", str(trained / "model"), "--dataset", "synth-voice",
+                   "--preset", "smoke"])
+    assert rc == 2 and "is an instrument classifier" in capsys.readouterr().err
+
+
+def test_ctrl_c_prints_one_line_and_exits_130(monkeypatch, tmp_path, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_report", interrupted)
+    assert cli.main(["report", str(tmp_path)]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("jaxaudio: interrupted") and "\n" not in err
+
+
+def test_readme_python_blocks_run_as_written(trained, tmp_path, monkeypatch):
+    """Every ```python block of the README runs, in a folder holding the files it names
+    (``runs/inst/model`` = a smoke model trained by ``jaxaudio train``, ``my_clip.wav``)."""
+    import pathlib
+    import re
+
+    import numpy as np
+    import soundfile as sf
+
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert blocks, "the README has no Python example"
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "inst").symlink_to(trained, target_is_directory=True)
+    t = np.arange(3 * 44100) / 44100
+    sf.write(tmp_path / "my_clip.wav", np.stack([0.3 * np.sin(2 * np.pi * 440 * t)] * 2, 1),
+             44100)  # stereo 44.1 kHz: load_audio mixes and resamples
+    monkeypatch.chdir(tmp_path)
+    for code in blocks:
+        namespace: dict = {}
+        exec(compile(code, "README.md", "exec"), namespace)
+    result = namespace["result"]
+    assert np.asarray(result.success).shape == (1,)
