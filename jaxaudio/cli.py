@@ -18,6 +18,8 @@ import pathlib
 import sys
 import time
 
+from jaxaudio.pipeline import atomic_write_text
+
 
 #: The studies: (command, module in jaxaudio.studies, help, foundation model the demo reuses).
 #: The demo passes ``model=<demo>/foundation/<that>/model`` to the study's ``run`` (or None).
@@ -65,7 +67,7 @@ def cmd_train(args) -> int:
                     "num_classes": len(result.classifier.label_names),
                     "epochs": config.epochs, "seconds": time.perf_counter() - t0,
                     "history": result.history})
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     print(f"test accuracy {metrics['accuracy']:.4f} ({args.dataset}, {args.preset}); "
           f"model saved to {out / 'model'}; {metrics['seconds']:.0f} s")
     return 0
@@ -94,7 +96,7 @@ def cmd_evaluate(args) -> int:
     metrics.update({"dataset": dataset, "model": str(args.model)})
     out = pathlib.Path(args.out) if args.out else pathlib.Path(args.model)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -121,7 +123,7 @@ def cmd_demo(args) -> int:
                "preset": args.preset, "seed": args.seed, "classifiers": names,
                "headline": "test accuracy: " + ", ".join(f"{n} {a:.3f}"
                                                          for n, a in accuracy.items())}
-    (foundation / "results.json").write_text(json.dumps(results, indent=2))
+    atomic_write_text(foundation / "results.json", json.dumps(results, indent=2))
     reports = {"foundation: training and evaluation": report.write_report(foundation)}
     only = None if args.only is None else set(args.only)
     for command, module, help_text, reuse in STUDY_COMMANDS:
@@ -133,7 +135,7 @@ def cmd_demo(args) -> int:
         reports[f"{command}: {help_text}"] = out / command / "report.html"
     parts = {name: pathlib.Path(path).parent.relative_to(out).as_posix()
              for name, path in reports.items()}
-    (out / "index.json").write_text(json.dumps({"title": "jaxaudio demo", "parts": parts},
+    atomic_write_text(out / "index.json", json.dumps({"title": "jaxaudio demo", "parts": parts},
                                                indent=2))
     index = report.combine_reports(out, reports, title="jaxaudio demo")
     print(f"report: {index}")

@@ -324,7 +324,7 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
     from jaxaudio import report
     from jaxaudio.audit import results as audit_results
     from jaxaudio.models import Classifier
-    from jaxaudio.pipeline import Runner
+    from jaxaudio.pipeline import Runner, atomic_write_text
 
     sp, out = _check(preset, num_samples, per_direction, model, data), pathlib.Path(out)
     t_start = time.perf_counter()
@@ -347,6 +347,6 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
     audit_results.write_report_arrays(out / "arrays", s, results, domains=DOMAINS,
                                       directions=DIRECTIONS, k=TOP_K, **SEGMENTS)
     results["listening"] = audit_results.listening_clips(out, s, clf, directions=DIRECTIONS)
-    (out / "results.json").write_text(json.dumps(results, indent=2, allow_nan=False))
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2, allow_nan=False))
     report.write_report(out)
     return results
