@@ -57,6 +57,7 @@ figcaption b { color: #000; }
 details { margin: 1em 0; }
 details > summary { cursor: pointer; font-weight: bold; }
 .path { color: #888; font-size: .8em; }
+.audio { margin: .3em 0; display: flex; align-items: center; gap: 1em; }
 ul.reports li { margin-bottom: 1em; }
 """
 
@@ -264,39 +265,37 @@ def _group_heading(folder: str) -> str:
     return "" if folder == "." else f"<h3>{_esc(folder)}/</h3>"
 
 
-def _figures_html(out_dir: Path) -> str:
-    groups = _files_by_folder(out_dir, (".png",))
+def _file_section(out_dir: Path, suffix: str, heading: str, item) -> str:
+    """A section listing every ``suffix`` file under ``out_dir``, folder by folder, each as
+    ``item(path)`` (the fallback page of a folder no study module knows)."""
+    groups = _files_by_folder(out_dir, (suffix,))
     if not groups:
         return ""
-    parts = ["<section><h2>Figures</h2>"]
+    parts = [f"<section><h2>{heading}</h2>"]
     for folder, files in groups.items():
         parts.append(_group_heading(folder))
-        for p in files:
-            cap = _esc(_caption(p))
-            parts.append(
-                f'<figure><img src="{_href(p, out_dir)}" alt="{cap}" loading="lazy">'
-                f"<figcaption>{cap}</figcaption></figure>"
-            )
+        parts.extend(item(p) for p in files)
     parts.append("</section>")
     return "".join(parts)
+
+
+def _figures_html(out_dir: Path) -> str:
+    def item(p):
+        cap = _esc(_caption(p))
+        return (f'<figure><img src="{_href(p, out_dir)}" alt="{cap}" loading="lazy">'
+                f"<figcaption>{cap}</figcaption></figure>")
+
+    return _file_section(out_dir, ".png", "Figures", item)
 
 
 def _audio_html(out_dir: Path) -> str:
-    groups = _files_by_folder(out_dir, (".wav",))
-    if not groups:
-        return ""
-    parts = ["<section><h2>Listening examples</h2>"]
-    for folder, files in groups.items():
-        parts.append(_group_heading(folder))
-        for p in files:
-            rel = p.relative_to(out_dir).as_posix()
-            parts.append(
-                f'<div class="audio"><span class="label">{_esc(_caption(p))} '
+    def item(p):
+        rel = p.relative_to(out_dir).as_posix()
+        return (f'<div class="audio"><span class="label">{_esc(_caption(p))} '
                 f'<span class="path">{_esc(rel)}</span></span>'
-                f'<audio controls preload="none" src="{_href(p, out_dir)}"></audio></div>'
-            )
-    parts.append("</section>")
-    return "".join(parts)
+                f'<audio controls preload="none" src="{_href(p, out_dir)}"></audio></div>')
+
+    return _file_section(out_dir, ".wav", "Listening examples", item)
 
 
 def _read_results(path: Path) -> dict:
