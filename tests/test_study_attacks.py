@@ -209,7 +209,7 @@ def test_overrides_change_one_attack_and_reject_bad_input(tmp_path):
     assert new.pgd == dict(sp.pgd, learning_rate=2e-5, max_iterations=3)
     assert isinstance(new.pgd["max_iterations"], int)
     assert new.fgsm_eps == 0.01 and new.cw["alpha"] == 0.5 and new.mscw == sp.mscw
-    assert study.apply_overrides(sp, None) == sp and sp.pgd["learning_rate"] == 1e-3
+    assert study.apply_overrides(sp, None) == sp and sp.pgd["learning_rate"] == 1e-5
     for bad in ("pgd.nope=1", "deepfool.eps=1", "pgd.learning_rate=fast", "pgd.learning_rate",
                 "cw_random.alpha=1", "pgd.max_iterations=2.5", "eps=1"):
         with pytest.raises(ValueError, match="--set"):
@@ -241,3 +241,18 @@ def test_changing_one_attack_setting_recomputes_only_that_attack(smoke):
     assert again["attacks"]["pgd"]["settings"]["learning_rate"] == 2e-3
     for name in ("fgsm", "cw", "cw_random", "mscw"):
         assert again["attacks"][name] == results["attacks"][name]
+
+
+@pytest.mark.parametrize("name", sorted(set(study.STUDY_PRESETS) - {"paper"}))
+def test_presets_change_sizes_only(name):
+    """Every preset runs the paper's attack settings; only sizes (clips, excerpt length, seeds,
+    iteration budget, sweep points, parallel slots, listening examples) may differ."""
+    paper, preset = study.STUDY_PRESETS["paper"], study.STUDY_PRESETS[name]
+    assert preset.fgsm_eps == paper.fgsm_eps and preset.cw_target == paper.cw_target
+    assert set(preset.fgsm_epsilons) <= set(paper.fgsm_epsilons)
+    for attack in ("pgd", "cw", "mscw"):
+        mine, published = dict(getattr(preset, attack)), dict(getattr(paper, attack))
+        assert mine.pop("max_iterations") <= published.pop("max_iterations")
+        assert mine == published, attack
+    assert paper.pgd == {"eps": 5e-4, "learning_rate": 1e-5, "max_iterations": 500}
+    assert paper.cw["alpha"] == 0.01 and paper.mscw["alpha"] == 10.0

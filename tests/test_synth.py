@@ -158,3 +158,23 @@ def test_songs_bad_arguments(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         make_synth_voice(**args)
+
+
+def _quiet_bins_db(wave, sr=16000):
+    """How far (dB) the 5th percentile of the clip's STFT power lies below its maximum."""
+    from scipy import signal
+
+    _, _, z = signal.stft(wave, fs=sr, nperseg=1024)
+    power_db = 10 * np.log10(np.abs(z) ** 2 + 1e-20)
+    return power_db.max() - np.percentile(power_db, 5)
+
+
+def test_curated_channel_is_clean_and_noisy_split_is_not(curated):
+    """Curated and test clips are close to studio-clean (their quiet time-frequency bins lie
+    far below the peak, as in FSDKaggle2019's curated set); the noisy split keeps a
+    background-noise floor that fills them."""
+    noisy = make_synth_instruments(split="noisy", seed=0, **SMALL)
+    clean_range = np.median([_quiet_bins_db(w) for w in curated.waves])
+    noisy_range = np.median([_quiet_bins_db(w) for w in noisy.waves])
+    assert clean_range > 75.0, clean_range
+    assert noisy_range < clean_range - 15.0, (noisy_range, clean_range)
