@@ -90,13 +90,13 @@ PRESET_TABLE: dict[tuple[str, str], Preset] = {
     ("instruments", "paper"): Preset(num_train=600, num_test=200, min_seconds=0.5,
                                      max_seconds=6.0, epochs=200, width=64, excerpt_frames=116),
     # voice: Adam 1e-3 x 0.85 per epoch, batches of 32, 20 epochs of 2000 batches (published);
-    # demo: 50 batches per epoch; smoke: 2 epochs of 2 batches
+    # demo: 40 batches per epoch; smoke: 2 epochs of 2 batches
     ("voice", "smoke"): Preset(num_train=2, num_test=1, min_seconds=8.0, max_seconds=10.0,
                                epochs=2, batch_size=32, lr_decay_per_epoch=0.85, width=8,
                                excerpt_frames=115, examples_per_epoch=2 * 32, eval_frame_step=20),
     ("voice", "demo"): Preset(num_train=48, num_test=8, min_seconds=20.0, max_seconds=40.0,
                               epochs=20, batch_size=32, lr_decay_per_epoch=0.85, width=16,
-                              excerpt_frames=115, examples_per_epoch=50 * 32, eval_frame_step=4),
+                              excerpt_frames=115, examples_per_epoch=40 * 32, eval_frame_step=4),
     ("voice", "paper"): Preset(num_train=61, num_test=16, min_seconds=20.0, max_seconds=40.0,
                                epochs=20, batch_size=32, lr_decay_per_epoch=0.85, width=64,
                                excerpt_frames=115, examples_per_epoch=2000 * 32,

@@ -139,7 +139,7 @@ def test_detector_training_follows_the_published_method_and_lists_only_sizes():
         assert (t["learning_rate"], t["lr_decay_per_epoch"], t["batch_size"]) == (1e-3, 0.85, 32)
     assert study.training_deviations(study._training("paper", study.PRESETS["paper"])) == []
     demo = study.training_deviations(study._training("demo", study.PRESETS["demo"]))
-    assert demo[0] == "detector trained on 50 batches per epoch (paper: 2000)"
+    assert demo[0] == "detector trained on 40 batches per epoch (paper: 2000)"
     assert not any(w in " ".join(demo) for w in ("lr", "learning", "decay", "threshold", "epochs"))
     sized = dataclasses.replace(study.PRESETS["demo"], train_examples_per_epoch=64,
                                 train_epochs=3)
