@@ -2,7 +2,9 @@
 
 Instruments: multinomial logistic regression on each clip's time-averaged dB mel bands
 (plus their per-band std over time). Voice: logistic regression on the standardised log-mel
-frame at the excerpt centre. Compare with the CNNs from ``jaxaudio train``.
+frame at the excerpt centre (:func:`jaxaudio.baselines.voice_linear_baseline`, scored like the
+detector: p(sing) > 0.51, raw and after the 0.8 s median filter). Compare with the CNNs from
+``jaxaudio train``.
 
     python benchmarks/linear_baseline.py [--preset demo] [--out runs/linear_baseline.json]
 """
@@ -10,42 +12,21 @@ frame at the excerpt centre. Compare with the CNNs from ``jaxaudio train``.
 import argparse
 import json
 
-import librosa
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from jaxaudio import baselines
 from jaxaudio import frontend as fe
 from jaxaudio import tasks
-
-
-def _librosa_features(wave, config):
-    S = librosa.feature.melspectrogram(
-        y=np.asarray(wave, np.float32), sr=config.sample_rate, n_fft=config.n_fft,
-        hop_length=config.hop_length, n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax,
-        power=config.power, htk=config.mel_scale == "htk", norm=config.norm,
-        pad_mode=config.pad_mode)
-    if config.scaling == "db":
-        return librosa.power_to_db(S, ref=1.0, amin=1e-10, top_db=config.top_db)
-    return np.log(np.maximum(S, config.log_floor))
 
 
 def clip_features(dataset, config):
     # numpy/librosa oracle of the same front-end: clip lengths differ, so jit would recompile
     rows = []
     for wave in dataset.waves:
-        f = _librosa_features(wave, config)
+        f = baselines.librosa_features(wave, config)
         rows.append(np.concatenate([f.mean(-1), f.std(-1)]))
     return np.stack(rows)
-
-
-def voice_features(dataset, config, step):
-    xs, ys = [], []
-    for i, wave in enumerate(dataset.waves):
-        f = _librosa_features(wave, config)
-        lab = dataset.frame_labels(i, hop_length=config.hop_length)
-        xs.append(f[:, ::step].T)
-        ys.append(lab[::step])
-    return np.concatenate(xs), np.concatenate(ys)
 
 
 def main():
@@ -61,15 +42,14 @@ def main():
     mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
     model = LogisticRegression(max_iter=2000).fit((xtr - mu) / sd, tr.labels)
     out["instruments_linear_accuracy"] = float(model.score((xte - mu) / sd, te.labels))
-    vcfg = fe.FrontendConfig.voice()
     vtr = tasks.load_split("synth-voice", "train", preset_name=args.preset)
     vte = tasks.load_split("synth-voice", "test", preset_name=args.preset)
-    xtr, ytr = voice_features(vtr, vcfg, 4)
-    xte, yte = voice_features(vte, vcfg, 4)
-    mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
-    model = LogisticRegression(max_iter=2000).fit((xtr - mu) / sd, ytr)
-    out["voice_linear_frame_accuracy"] = float(model.score((xte - mu) / sd, yte))
-    out["voice_majority_frame_accuracy"] = float(max(yte.mean(), 1 - yte.mean()))
+    voice = baselines.voice_linear_baseline(vtr, vte, frame_step=4)
+    out["voice_linear_frame_accuracy"] = voice["accuracy"]
+    out["voice_linear_frame_error"] = voice["error"]
+    out["voice_linear_frame_error_median_filtered"] = voice["error_median_filtered"]
+    out["voice_majority_frame_accuracy"] = float(max(voice["sing_fraction"],
+                                                     1 - voice["sing_fraction"]))
     print(json.dumps(out, indent=2))
     with open(args.out, "w") as fh:
         json.dump(out, fh, indent=2)

@@ -63,11 +63,25 @@ def cmd_train(args) -> int:
     result = train(clf, source, config, out_dir=out, resume=args.resume)
     result.classifier.save(out / "model")
     metrics = tasks.evaluate(result.classifier, test_set, frame_step=p.eval_frame_step)
+    seconds = time.perf_counter() - t0
+    if task == "voice":  # next to the published error and a linear model on the same data
+        from jaxaudio.baselines import voice_linear_baseline
+
+        metrics["published_error_percent"] = dict(tasks.VOICE_PUBLISHED_ERROR)
+        metrics["linear_baseline"] = voice_linear_baseline(train_set, test_set,
+                                                           frame_step=p.eval_frame_step)
     metrics.update({"dataset": args.dataset, "preset": args.preset, "seed": args.seed,
                     "num_classes": len(result.classifier.label_names),
-                    "epochs": config.epochs, "seconds": time.perf_counter() - t0,
+                    "epochs": config.epochs, "learning_rate": config.learning_rate,
+                    "lr_decay_per_epoch": config.lr_decay_per_epoch,
+                    "batch_size": config.batch_size, "seconds": seconds,
                     "history": result.history})
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    if task == "voice":
+        print(f"frame error {100 * metrics['error']:.2f} % ("
+              f"{100 * metrics['error_median_filtered']:.2f} % after the "
+              f"{tasks.VOICE_MEDIAN_SECONDS} s median filter; linear baseline "
+              f"{100 * metrics['linear_baseline']['error']:.2f} %)")
     print(f"test accuracy {metrics['accuracy']:.4f} ({args.dataset}, {args.preset}); "
           f"model saved to {out / 'model'}; {metrics['seconds']:.0f} s")
     return 0

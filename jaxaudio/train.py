@@ -7,6 +7,9 @@ and the standardisation the model sees in training are the ones attacks differen
 Determinism: the excerpt choice and batch order of epoch ``e`` come from
 ``np.random.default_rng([seed, e])`` and the dropout keys from ``fold_in(key(seed), e, step)``,
 so a run resumed from the checkpoint of epoch ``e`` continues exactly like an uninterrupted run.
+The learning rate is a function of the optimiser's step count (saved in the checkpoint), and
+``out_dir/train_config.json`` records everything a resumed run must share with the run it
+continues; a different one is refused.
 """
 
 from __future__ import annotations
@@ -67,6 +70,10 @@ class ClipExcerpts:
     targets: np.ndarray
     excerpt_samples: int
 
+    @property
+    def examples_per_epoch(self) -> int:
+        return len(self.waves)
+
     def epoch(self, rng):
         waves = np.stack([_circular_excerpt(w, self.excerpt_samples, rng) for w in self.waves])
         return waves.astype(np.float32), np.asarray(self.targets, np.float32)
@@ -100,12 +107,39 @@ class SongExcerpts:
         flat = rng.integers(0, counts.sum(), size=self.examples_per_epoch)
         song = np.searchsorted(np.cumsum(counts), flat, side="right")
         frame = flat - np.concatenate([[0], np.cumsum(counts)[:-1]])[song]
-        waves = np.stack([
-            self._padded[s][f * self.hop_length: f * self.hop_length + self.excerpt_samples]
-            for s, f in zip(song, frame)
-        ])
         targets = np.array([self._labels[s][f] for s, f in zip(song, frame)], np.float32)
-        return waves.astype(np.float32), targets[:, None]
+        waves = LazyExcerpts(self._padded, song, frame * self.hop_length, self.excerpt_samples)
+        return waves, targets[:, None]
+
+
+class LazyExcerpts:
+    """``(n, excerpt_samples)`` float32 excerpts cut from songs only when indexed.
+
+    An epoch of the published detector's training holds 64000 excerpts of ~36000 samples
+    (9 GB as one array); this cuts the rows of each batch on demand. ``len`` and indexing
+    with an integer array or a slice give what the stacked array would.
+    """
+
+    def __init__(self, songs, song: np.ndarray, start: np.ndarray, length: int):
+        self._songs, self._song, self._start, self._length = songs, song, start, int(length)
+
+    def __len__(self) -> int:
+        return len(self._song)
+
+    @property
+    def shape(self) -> tuple:
+        return (len(self), self._length)
+
+    def __getitem__(self, idx) -> np.ndarray:
+        song, start = self._song[idx], self._start[idx]
+        if np.ndim(song) == 0:
+            return np.asarray(self._songs[song][start:start + self._length], np.float32)
+        return np.stack([self._songs[s][b:b + self._length] for s, b in zip(song, start)]
+                        ).astype(np.float32).reshape(len(song), self._length)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[np.arange(len(self))]
+        return out if dtype is None else out.astype(dtype)
 
 
 from jaxaudio.data.windowing import song_padded  # noqa: E402  (moved; old imports keep working)
@@ -125,7 +159,10 @@ class TrainConfig:
     Attributes:
       epochs: number of passes over the example source.
       batch_size: excerpts per step (16 in the study).
-      learning_rate: Adam step size (1e-3 in the study).
+      learning_rate: Adam step size of the first epoch (1e-3 in the studies).
+      lr_decay_per_epoch: the step size is multiplied by this after every epoch (a staircase
+        exponential decay over the optimiser's steps; 0.85 for the singing voice detector,
+        1.0 = constant, the instrument classifiers).
       seed: seeds initialisation, dropout and excerpt/batch order.
       loss: a name from ``jaxaudio.losses.LOSSES`` (``cross_entropy`` for multiclass,
         ``binary_cross_entropy`` for the detector; noise-robust ones for the label-noise study).
@@ -136,6 +173,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 16
     learning_rate: float = 1e-3
+    lr_decay_per_epoch: float = 1.0
     seed: int = 0
     loss: str = "cross_entropy"
     loss_kwargs: tuple = ()
@@ -148,6 +186,9 @@ class TrainConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0 < self.lr_decay_per_epoch <= 1:
+            raise ValueError(f"lr_decay_per_epoch must be in (0, 1], got "
+                             f"{self.lr_decay_per_epoch}")
         losses_lib.get_loss(self.loss)  # raises on unknown names
 
 
@@ -156,6 +197,41 @@ def adam(learning_rate: float) -> optax.GradientTransformation:
     """``optax.adam(learning_rate)``, one object per step size (the optimiser is a static part
     of the train state, so an unequal new one per call would recompile jitted steps)."""
     return optax.adam(learning_rate)
+
+
+def learning_rate_schedule(learning_rate: float, lr_decay_per_epoch: float,
+                           steps_per_epoch: int) -> optax.Schedule:
+    """Step size of optimiser step ``t`` (0-based): ``learning_rate * decay ** (t //
+    steps_per_epoch)``, i.e. constant within an epoch and multiplied by ``lr_decay_per_epoch``
+    after each (``optax.exponential_decay`` with ``staircase=True``)."""
+    if steps_per_epoch < 1:
+        raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
+    return optax.exponential_decay(init_value=learning_rate, transition_steps=steps_per_epoch,
+                                   decay_rate=lr_decay_per_epoch, staircase=True)
+
+
+@functools.lru_cache(maxsize=8)
+def optimizer(learning_rate: float, lr_decay_per_epoch: float = 1.0,
+              steps_per_epoch: int = 1) -> optax.GradientTransformation:
+    """The training optimiser: :func:`adam` (the very same object) for a constant step size,
+    else Adam on :func:`learning_rate_schedule` (its step count lives in the optimiser state,
+    so a restored checkpoint continues the schedule where it stopped). Cached like
+    :func:`adam`."""
+    if lr_decay_per_epoch == 1.0:
+        return adam(learning_rate)
+    return optax.adam(learning_rate_schedule(learning_rate, lr_decay_per_epoch,
+                                             steps_per_epoch))
+
+
+def steps_per_epoch(source: "ExampleSource", batch_size: int) -> int:
+    """Optimiser steps of one epoch (full batches only, as :func:`run_epoch` takes them)."""
+    n = getattr(source, "examples_per_epoch", None)
+    if n is None:  # any other source: count one epoch's examples
+        n = len(source.epoch(np.random.default_rng(0))[0])
+    steps = int(n) // int(batch_size)
+    if steps == 0:
+        raise ValueError(f"batch_size {batch_size} exceeds the {n} examples of an epoch")
+    return steps
 
 
 @functools.lru_cache(maxsize=32)
@@ -286,6 +362,33 @@ class _Checkpoints:
         self.manager.close()
 
 
+def resume_settings(config: TrainConfig, num_steps: int) -> dict:
+    """What a resumed run must share with the run whose checkpoints it continues: every field
+    of ``config`` but ``epochs`` (a run may be extended) and the steps per epoch."""
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k != "epochs"}
+    settings["loss_kwargs"] = [list(kv) for kv in settings["loss_kwargs"]]
+    return {**settings, "steps_per_epoch": int(num_steps)}
+
+
+def _check_resumable(out_dir: pathlib.Path, settings: dict, checkpoints) -> None:
+    """``CheckpointError`` unless ``out_dir``'s checkpoints were written with ``settings``.
+
+    Run folders from before ``train_config.json`` existed resume only a constant-step-size
+    run (the only kind there was)."""
+    path = out_dir / "train_config.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        differ = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
+    else:
+        differ = [] if settings["lr_decay_per_epoch"] == 1.0 else ["lr_decay_per_epoch"]
+    if differ:
+        checkpoints.close()
+        raise CheckpointError(
+            f"cannot resume: the checkpoints in {out_dir} were written with other training "
+            f"settings ({', '.join(differ)} differ); remove that folder or train into a new "
+            f"one (--out) instead of resuming (--resume)")
+
+
 @dataclasses.dataclass
 class TrainResult:
     classifier: Classifier
@@ -328,8 +431,12 @@ def train(classifier: Classifier, source: ExampleSource, config: TrainConfig, *,
         norm_path = out_dir / "normalization.json"
         checkpoints = _Checkpoints(out_dir / "checkpoints")
 
+    num_steps = steps_per_epoch(source, config.batch_size)
+    run_settings = resume_settings(config, num_steps)
     start_epoch, history, resumed_from = 0, [], None
     latest = checkpoints.latest_epoch() if (checkpoints and resume) else None
+    if latest is not None:
+        _check_resumable(out_dir, run_settings, checkpoints)
     if latest is not None and norm_path.is_file():
         stats = json.loads(norm_path.read_text())
         mean, std = np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
@@ -340,7 +447,9 @@ def train(classifier: Classifier, source: ExampleSource, config: TrainConfig, *,
             norm_path.write_text(json.dumps({"mean": mean.tolist(), "std": std.tolist()}))
     classifier = dataclasses.replace(classifier, mean=mean, std=std)
 
-    tx = adam(float(config.learning_rate))
+    if out_dir is not None:
+        (out_dir / "train_config.json").write_text(json.dumps(run_settings, indent=2))
+    tx = optimizer(float(config.learning_rate), float(config.lr_decay_per_epoch), num_steps)
     state = TrainState.create(apply_fn=classifier.module.apply,
                               params=classifier.variables["params"],
                               batch_stats=classifier.variables.get("batch_stats", {}), tx=tx)

@@ -232,6 +232,9 @@ def train_many(classifier: Classifier, waves: Sequence[np.ndarray], targets, con
                               loss_index[k])
         return step
 
+    if config.lr_decay_per_epoch != 1.0:
+        raise ValueError("train_many trains at a constant step size; lr_decay_per_epoch must "
+                         f"be 1.0, got {config.lr_decay_per_epoch} (use jaxaudio.train.train)")
     tx = adam(float(config.learning_rate))
     fresh = TrainState.create(apply_fn=None, params=classifier.variables["params"],
                               batch_stats=classifier.variables.get("batch_stats", {}), tx=tx)

@@ -163,3 +163,20 @@ def test_readme_python_blocks_run_as_written(trained, tmp_path, monkeypatch):
         exec(compile(code, "README.md", "exec"), namespace)
     result = namespace["result"]
     assert np.asarray(result.success).shape == (1,)
+
+
+def test_foundation_page_shows_the_voice_errors_next_to_the_published_and_linear(tmp_path):
+    from jaxaudio.report import foundation as fpage
+
+    folder = tmp_path / "foundation"
+    (folder / "voice").mkdir(parents=True)
+    (folder / "voice" / "metrics.json").write_text(json.dumps(
+        {"accuracy": 0.9, "error": 0.1, "accuracy_median_filtered": 0.92,
+         "error_median_filtered": 0.08, "median_filter_seconds": 0.8, "threshold": 0.51,
+         "linear_baseline": {"error": 0.27, "error_median_filtered": 0.25},
+         "dataset": "synth-voice", "epochs": 20, "seconds": 200.0, "history": []}))
+    html = fpage.render(folder, {"classifiers": ["voice"]})
+    assert "frame error 10.0 %, 8.0 % after the 0.8 s median filter (p(sing) &gt; 0.51)" in \
+        html or "frame error 10.0 %, 8.0 % after the 0.8 s median filter (p(sing) > 0.51)" in html
+    assert "linear baseline (one log-mel frame) 27.0 %" in html
+    assert "11.54 ± 0.96 %" in html

@@ -129,3 +129,67 @@ def test_voice_detector_shapes_and_zero_mean_first_layer():
     a = np.asarray(clf.feature_logits(feats))
     b = np.asarray(clf.feature_logits(shifted))
     np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+DECAY = dataclasses.replace(CONFIG, lr_decay_per_epoch=0.5)
+
+
+def test_optimizer_step_size_falls_by_the_decay_after_every_epoch():
+    from jaxaudio.train import adam, learning_rate_schedule, optimizer
+
+    schedule = learning_rate_schedule(1e-3, 0.85, 4)
+    np.testing.assert_allclose([float(schedule(t)) for t in (0, 3, 4, 7, 8, 11)],
+                               [1e-3, 1e-3, 8.5e-4, 8.5e-4, 7.225e-4, 7.225e-4], rtol=1e-6)
+    assert optimizer(1e-3, 1.0, 4) is adam(1e-3)  # constant: the very same Adam as before
+    # Adam on a constant gradient moves by the step size: 4 steps of 1e-3, then 4 of 5e-4
+    tx, params = optimizer(1e-3, 0.5, 4), {"w": np.zeros(3, np.float32)}
+    state, moves = tx.init(params), []
+    for _ in range(8):
+        updates, state = tx.update({"w": np.ones(3, np.float32)}, state, params)
+        moves.append(-float(updates["w"][0]))
+    np.testing.assert_allclose(moves, [1e-3] * 4 + [5e-4] * 4, rtol=1e-4)
+
+
+def test_decayed_training_differs_only_after_the_first_epoch_and_resumes_exactly(
+        tmp_path, tiny_classifier, tiny_source):
+    constant = train(tiny_classifier, tiny_source, CONFIG, progress=False)
+    full = train(tiny_classifier, tiny_source, DECAY, out_dir=tmp_path / "full", progress=False)
+    assert full.history[0]["loss"] == constant.history[0]["loss"]  # same step size in epoch 1
+    assert any(not np.array_equal(a, b) for a, b in
+               zip(_params(constant.classifier), _params(full.classifier)))
+
+    class Killed(Exception):
+        pass
+
+    def kill(epoch, row):
+        if epoch == 0:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(tiny_classifier, tiny_source, DECAY, out_dir=tmp_path / "run", progress=False,
+              on_epoch_end=kill)
+    with pytest.raises(CheckpointError, match="lr_decay_per_epoch"):  # other settings: refused
+        train(tiny_classifier, tiny_source, CONFIG, out_dir=tmp_path / "run", resume=True,
+              progress=False)
+    resumed = train(tiny_classifier, tiny_source, DECAY, out_dir=tmp_path / "run",
+                    resume=True, progress=False)
+    assert resumed.resumed_from == 0
+    for a, b in zip(_params(full.classifier), _params(resumed.classifier)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_song_excerpts_are_cut_on_demand_like_the_stacked_array():
+    from jaxaudio.data.types import SongDataset
+    from jaxaudio.train import SongExcerpts
+
+    rng = np.random.default_rng(1)
+    songs = SongDataset(waves=[rng.uniform(-0.5, 0.5, n).astype(np.float32) for n in (4000, 6000)],
+                        segments=[np.array([[0.05, 0.15]]), np.zeros((0, 2))], sample_rate=16000,
+                        names=("a", "b"))
+    source = SongExcerpts(dataset=songs, excerpt_frames=9, hop_length=128, examples_per_epoch=10)
+    waves, targets = source.epoch(np.random.default_rng(0))
+    stacked = np.asarray(waves)
+    assert stacked.shape == (10, 8 * 128) and stacked.dtype == np.float32 and len(waves) == 10
+    np.testing.assert_array_equal(waves[np.array([3, 1])], stacked[[3, 1]])
+    np.testing.assert_array_equal(waves[2:5], stacked[2:5])
+    assert targets.shape == (10, 1) and set(np.unique(targets)) <= {0.0, 1.0}

@@ -58,7 +58,13 @@ def test_results_schema(smoke):
     on_disk = json.loads((out / "results.json").read_text())
     assert on_disk["study"] == study.NAME == "lime_veracity"
     assert isinstance(on_disk["headline"], str) and on_disk["published"] == study.PUBLISHED
-    assert 0.0 <= on_disk["model"]["accuracy"] <= 1.0
+    m = on_disk["model"]  # the detector row: error at 0.51, raw and filtered, baseline
+    assert 0.0 <= m["accuracy"] <= 1.0 and m["error"] == pytest.approx(1 - m["accuracy"])
+    assert m["threshold"] == 0.51 and m["median_filter_seconds"] == 0.8
+    assert 0.0 <= m["error_median_filtered"] <= 1.0
+    assert m["published_error_percent"] == {"mean_percent": 11.54, "std_percent": 0.96}
+    assert 0.0 <= m["linear_baseline"]["error"] <= 1.0
+    assert "frame error" in (out / "report.html").read_text()
     for table in ("table1", "table2", "flip_curves"):
         assert set(on_disk[table]) == DOMAINS
         for dom in DOMAINS:
@@ -105,7 +111,8 @@ def test_num_samples_rerun_recomputes_only_explanations_and_downstream(smoke):
     assert {f"lime-{d}-{n}" for d in DOMAINS for n in DIRECTIONS} <= computed
     assert {"audit-waveform", "audit-spectrogram", "assemble"} <= computed
     reused = set(again["stages"]["reused"])
-    assert {"excerpts", "stability", "horses", "subset", "attribution-horses"} <= reused
+    assert {"excerpts", "detector", "stability", "horses", "subset",
+            "attribution-horses"} <= reused
     assert {f"adversaries-{d}-{n}" for d in DOMAINS for n in DIRECTIONS} <= reused
     assert again["attacks"] == first["attacks"]
     assert again["timing"]["num_samples"] == 64
@@ -124,3 +131,18 @@ def test_bad_input(tmp_path):
         study.run(out=tmp_path, preset="smoke", per_direction=0)
     with pytest.raises(ValueError, match="classifier.json"):
         study.run(out=tmp_path, preset="smoke", model=tmp_path / "nothing")
+
+
+def test_detector_training_follows_the_published_method_and_lists_only_sizes():
+    for name in ("smoke", "demo", "paper"):
+        t = study._training(name, study.PRESETS[name])
+        assert (t["learning_rate"], t["lr_decay_per_epoch"], t["batch_size"]) == (1e-3, 0.85, 32)
+    assert study.training_deviations(study._training("paper", study.PRESETS["paper"])) == []
+    demo = study.training_deviations(study._training("demo", study.PRESETS["demo"]))
+    assert demo[0] == "detector trained on 40 batches per epoch (paper: 2000)"
+    assert not any(w in " ".join(demo) for w in ("lr", "learning", "decay", "threshold", "epochs"))
+    sized = dataclasses.replace(study.PRESETS["demo"], train_examples_per_epoch=64,
+                                train_epochs=3)
+    t = study._training("demo", sized)
+    assert (t["examples_per_epoch"], t["epochs"], t["lr_decay_per_epoch"]) == (64, 3, 0.85)
+    assert "detector epochs 3 (paper: 20)" in study.training_deviations(t)

@@ -128,3 +128,59 @@ def test_real_data_loader_takes_single_label_instrument_clips(tmp_path):
     for split in data.values():
         assert split.label_names == INSTRUMENT_LABELS and split.sample_rate == 16000
         assert np.all(split.labels >= 0)
+
+
+def test_voice_presets_train_as_published_and_differ_only_in_sizes():
+    paper = tasks.preset("voice", "paper")
+    assert (paper.epochs, paper.examples_per_epoch // paper.batch_size, paper.batch_size,
+            paper.excerpt_frames) == (20, 2000, 32, 115)
+    assert (paper.learning_rate, paper.lr_decay_per_epoch) == (1e-3, 0.85)
+    config = tasks.train_config("voice", paper, seed=0)
+    assert (config.epochs, config.batch_size, config.learning_rate,
+            config.lr_decay_per_epoch) == (20, 32, 1e-3, 0.85)
+    method = ("batch_size", "learning_rate", "lr_decay_per_epoch", "excerpt_frames")
+    for name in ("smoke", "demo"):
+        p = tasks.preset("voice", name)
+        assert {k: getattr(p, k) for k in method} == {k: getattr(paper, k) for k in method}
+        assert p.examples_per_epoch % p.batch_size == 0
+    assert tasks.preset("voice", "demo").epochs == 20  # demo shrinks only batches per epoch
+    # the instrument classifiers keep their constant step size
+    assert all(tasks.preset("instruments", n).lr_decay_per_epoch == 1.0 for n in tasks.PRESETS)
+
+
+def test_frame_errors_decide_at_the_published_threshold_and_median_filter():
+    assert tasks.VOICE_THRESHOLD == 0.51
+    probs = [np.array([0.505, 0.505, 0.9, 0.9]), np.array([0.52, 0.1, 0.52])]
+    labels = [np.array([0, 0, 1, 1]), np.array([1, 1, 1])]
+    out = tasks.frame_errors(probs, labels, frames_per_second=1.0, median_seconds=0)
+    # 0.505 is "nosing" at 0.51 (it would be "sing" at 0.5); the 0.1 frame is the one error
+    assert out["accuracy"] == pytest.approx(6 / 7) and out["error"] == pytest.approx(1 / 7)
+    assert out["threshold"] == 0.51 and "error_median_filtered" not in out
+    at_half = tasks.frame_errors(probs, labels, frames_per_second=1.0, median_seconds=0,
+                                 threshold=0.5)
+    assert at_half["error"] == pytest.approx(3 / 7)
+    # a 3-frame median turns the isolated 0.1 into 0.52 (song 2); song 1 stays right
+    smooth = tasks.frame_errors(probs, labels, frames_per_second=1.0, median_seconds=3.0)
+    assert smooth["error_median_filtered"] == pytest.approx(0.0)
+    assert smooth["accuracy_median_filtered"] == pytest.approx(1.0)
+
+
+def test_linear_voice_baseline_scores_like_the_detector():
+    from jaxaudio.baselines import voice_linear_baseline
+    from jaxaudio.data.types import SongDataset
+
+    sr = 22050
+
+    def song(seed):  # a loud 1 kHz tone where "singing", quiet noise elsewhere
+        t = np.arange(4 * sr) / sr
+        wave = 0.01 * np.random.default_rng(seed).standard_normal(len(t))
+        sing = (t >= 1.0) & (t < 2.5)
+        wave[sing] += 0.5 * np.sin(2 * np.pi * 1000 * t[sing])
+        return wave.astype(np.float32)
+
+    data = SongDataset(waves=[song(0), song(1)], segments=[np.array([[1.0, 2.5]])] * 2,
+                       sample_rate=sr, names=("a", "b"))
+    out = voice_linear_baseline(data, data, frame_step=2)
+    assert out["threshold"] == 0.51 and out["median_filter_seconds"] == 0.8
+    assert out["error"] < 0.05 and 0.0 <= out["error_median_filtered"] < 0.05
+    assert out["error"] == pytest.approx(1 - out["accuracy"])

@@ -216,8 +216,9 @@ def results_table(stages: Mapping[str, Mapping], *, head: Mapping, deviations: l
                   published: Mapping, num_samples: int, timing: Mapping, stage_summary,
                   domains: Sequence[str], directions: Sequence[str]) -> dict:
     """``results.json`` (without ``listening``) in its key order: ``head`` (study, title,
-    preset, seed, data), the headline, ``deviations``, ``model`` (path, width) with the
-    detector's accuracy, excerpt and attack counts, ``segmentation``, ``attack_settings``,
+    preset, seed, data), the headline, ``deviations``, ``model`` (path, width; any further
+    entries override :func:`model_summary`'s) with the detector's accuracy, excerpt and
+    attack counts, ``segmentation``, ``attack_settings``,
     the tables, controls and fidelity of ``stages["assemble"]``, ``published``, LIME's timing
     (with ``timing``'s extra entries) and ``stage_summary``."""
     exc, n = stages["excerpts"], stages["assemble"]
@@ -229,7 +230,7 @@ def results_table(stages: Mapping[str, Mapping], *, head: Mapping, deviations: l
     return {
         **head, "headline": headline(n["table1_all"], domains, directions),
         "preset_deviations_from_paper": deviations,
-        "model": {"path": model["path"], **model_summary(exc), "width": model["width"]},
+        "model": {"path": model["path"], **model_summary(exc), **model},
         "excerpts": excerpt_counts(exc["direction"], exc["correct"], directions),
         "segmentation": dict(segmentation), "attacks": attacks,
         "attack_settings": dict(attack_settings), **published_tables(n, domains, directions),
