@@ -362,31 +362,55 @@ class _Checkpoints:
         self.manager.close()
 
 
-def resume_settings(config: TrainConfig, num_steps: int) -> dict:
+def source_fingerprint(source) -> Optional[str]:
+    """A SHA-256 digest (16 hex digits) of the training audio and targets of ``source``
+    (:class:`ClipExcerpts` or :class:`SongExcerpts`; ``None`` for other sources): a resumed run
+    must continue on the same data, not on clips that were, say, synthesised differently."""
+    import hashlib
+
+    dataset = getattr(source, "dataset", None)
+    waves = getattr(source, "waves", None) if dataset is None else dataset.waves
+    if waves is None:
+        return None
+    digest = hashlib.sha256()
+    for wave in waves:
+        digest.update(np.ascontiguousarray(wave, np.float32).tobytes())
+    targets = getattr(source, "targets", None)
+    if dataset is not None:
+        targets = [np.asarray(seg, np.float64) for seg in getattr(dataset, "segments", ())]
+    for t in ([] if targets is None else targets):
+        digest.update(np.ascontiguousarray(t, np.float64).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def resume_settings(config: TrainConfig, num_steps: int, data: Optional[str] = None) -> dict:
     """What a resumed run must share with the run whose checkpoints it continues: every field
-    of ``config`` but ``epochs`` (a run may be extended) and the steps per epoch."""
+    of ``config`` but ``epochs`` (a run may be extended), the steps per epoch and the training
+    data (``data``: :func:`source_fingerprint`)."""
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k != "epochs"}
     settings["loss_kwargs"] = [list(kv) for kv in settings["loss_kwargs"]]
-    return {**settings, "steps_per_epoch": int(num_steps)}
+    return {**settings, "steps_per_epoch": int(num_steps), "training_data": data}
 
 
 def _check_resumable(out_dir: pathlib.Path, settings: dict, checkpoints) -> None:
     """``CheckpointError`` unless ``out_dir``'s checkpoints were written with ``settings``.
 
-    Run folders from before ``train_config.json`` existed resume only a constant-step-size
-    run (the only kind there was)."""
+    Run folders from before ``train_config.json`` existed are refused too: nothing tells
+    which data and settings they were trained with."""
     path = out_dir / "train_config.json"
     if path.is_file():
         saved = json.loads(path.read_text())
         differ = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
     else:
-        differ = [] if settings["lr_decay_per_epoch"] == 1.0 else ["lr_decay_per_epoch"]
-    if differ:
+        differ = None
+    if differ is None or differ:
         checkpoints.close()
+        what = ("without a record of their training settings and data (train_config.json)"
+                if differ is None else
+                f"with other training settings or data ({', '.join(differ)} differ)")
         raise CheckpointError(
-            f"cannot resume: the checkpoints in {out_dir} were written with other training "
-            f"settings ({', '.join(differ)} differ); remove that folder or train into a new "
-            f"one (--out) instead of resuming (--resume)")
+            f"cannot resume: the checkpoints in {out_dir} were written {what}; remove that "
+            f"folder or train into a new one (--out) instead of resuming (--resume)")
 
 
 @dataclasses.dataclass
@@ -432,7 +456,7 @@ def train(classifier: Classifier, source: ExampleSource, config: TrainConfig, *,
         checkpoints = _Checkpoints(out_dir / "checkpoints")
 
     num_steps = steps_per_epoch(source, config.batch_size)
-    run_settings = resume_settings(config, num_steps)
+    run_settings = resume_settings(config, num_steps, source_fingerprint(source))
     start_epoch, history, resumed_from = 0, [], None
     latest = checkpoints.latest_epoch() if (checkpoints and resume) else None
     if latest is not None:

@@ -193,3 +193,23 @@ def test_song_excerpts_are_cut_on_demand_like_the_stacked_array():
     np.testing.assert_array_equal(waves[np.array([3, 1])], stacked[[3, 1]])
     np.testing.assert_array_equal(waves[2:5], stacked[2:5])
     assert targets.shape == (10, 1) and set(np.unique(targets)) <= {0.0, 1.0}
+
+
+def test_resume_refuses_other_training_data_and_unrecorded_folders(tmp_path, tiny_classifier,
+                                                                    tiny_source):
+    import dataclasses as dc
+
+    from jaxaudio.train import source_fingerprint
+
+    train(tiny_classifier, tiny_source, CONFIG, out_dir=tmp_path / "run", progress=False)
+    changed = dc.replace(tiny_source, waves=[w * 0.5 for w in tiny_source.waves])
+    assert source_fingerprint(changed) != source_fingerprint(tiny_source)
+    assert source_fingerprint(tiny_source) == source_fingerprint(
+        dc.replace(tiny_source, waves=[w.copy() for w in tiny_source.waves]))
+    with pytest.raises(CheckpointError, match="training_data"):  # same settings, other clips
+        train(tiny_classifier, changed, CONFIG, out_dir=tmp_path / "run", resume=True,
+              progress=False)
+    (tmp_path / "run" / "train_config.json").unlink()  # a folder from before the record
+    with pytest.raises(CheckpointError, match="without a record"):
+        train(tiny_classifier, tiny_source, CONFIG, out_dir=tmp_path / "run", resume=True,
+              progress=False)

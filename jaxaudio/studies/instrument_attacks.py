@@ -30,6 +30,7 @@ import numpy as np
 
 from jaxaudio import attacks, evaluation, metrics, report, tasks
 from jaxaudio.attacks import DEFAULT_FFT_SIZES
+from jaxaudio.data import SYNTHETIC_DATA
 from jaxaudio.models import Classifier
 from jaxaudio.pipeline import Runner, atomic_write_text
 from jaxaudio.train import train
@@ -100,9 +101,9 @@ STUDY_PRESETS: dict[str, StudyPreset] = {
     "paper": StudyPreset(None, None, seeds=5, fgsm_eps=0.1, fgsm_epsilons=_PAPER_SWEEP,
                          **_settings(1e-5, pgd_eps=5e-4, cw_alpha=0.01)),
     "demo": StudyPreset(
-        48, 3.0, seeds=3, fgsm_eps=0.1, fgsm_epsilons=_PAPER_SWEEP, slots=16,
+        48, 3.0, seeds=2, fgsm_eps=0.1, fgsm_epsilons=_PAPER_SWEEP, slots=16,
         **_settings(1e-5, pgd_eps=5e-4, cw_alpha=0.01),
-        deviations=("48 test clips cut to 3-s excerpts, 3 seeds (paper: 200 whole clips, "
+        deviations=("48 test clips cut to 3-s excerpts, 2 seeds (paper: 200 whole clips, "
                     "5 seeds); the classifier is the demo's (width 16, 20 epochs; paper: "
                     "width 64, up to 200 epochs)",)),
     "smoke": StudyPreset(
@@ -228,7 +229,8 @@ def _classifier(runner, out: pathlib.Path, *, dataset, preset, seed, data, model
     else:
         trained = runner.stage(
             "model", train_stage, settings={"dataset": dataset, "preset": preset, "seed": seed},
-            context={"progress": progress, "train_dir": out / "train" / f"{preset}-seed{seed}",
+            context={"progress": progress, "train_dir": out / "train" / (
+                         f"{preset}-seed{seed}" + ("" if data else f"-{SYNTHETIC_DATA}")),
                      "load_train": lambda: tasks.load_split(dataset, "train", preset_name=preset,
                                                             seed=seed, data=data)})
         clf, info = Classifier.load(trained.path / "model"), {
@@ -322,7 +324,7 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
     out.mkdir(parents=True, exist_ok=True)
     dataset = "synth-instruments" if data is None else "fsdkaggle2019"
     runner = Runner(out / "stages", progress=progress,
-                    depends={"data": "synthetic" if data is None else str(data)})
+                    depends={"data": SYNTHETIC_DATA if data is None else str(data)})
     split = {"dataset": dataset, "preset": preset, "seed": seed}
     clf, model_info = _classifier(runner, out, **split, data=data, model=model,
                                   progress=progress)

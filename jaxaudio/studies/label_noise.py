@@ -245,8 +245,11 @@ def run(*, out, preset: str = "demo", seed: int = 0, data: Optional[str] = None,
     if data is not None and not pathlib.Path(data).is_dir():
         raise ValueError(f"--data must be the FSDKaggle2019 root folder, got {data!r}")
     t_start, out = time.perf_counter(), pathlib.Path(out)
+    from jaxaudio.data import SYNTHETIC_DATA
+
     data_name = str(data) if data else "synthetic"
-    runner = Runner(out / "stages", progress=progress, depends={"data": data_name})
+    runner = Runner(out / "stages", progress=progress,
+                    depends={"data": data_name if data else SYNTHETIC_DATA})
     sizes = {k: getattr(p, k) for k in ("num_curated", "num_noisy", "num_test",
                                         "min_seconds", "max_seconds")}
     load = functools.cache(lambda: tasks.instrument_splits(**sizes, data=data, seed=seed,

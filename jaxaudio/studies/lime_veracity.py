@@ -402,6 +402,7 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
     one), ``num_samples`` / ``per_direction`` override the preset."""
     from jaxaudio import report, tasks
     from jaxaudio.audit import results as audit_results
+    from jaxaudio.data import SYNTHETIC_DATA
     from jaxaudio.models import Classifier
     from jaxaudio.pipeline import Runner, atomic_write_text
 
@@ -409,7 +410,8 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
     t_start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     runner = Runner(out / "stages", progress=progress,
-                    depends={"data": None if data is None else str(pathlib.Path(data).absolute())})
+                    depends={"data": SYNTHETIC_DATA if data is None
+                             else str(pathlib.Path(data).absolute())})
     trained = model is None
     if model is None:
         model = runner.stage("model", _train_model, settings={
