@@ -212,7 +212,7 @@ def _fig_sweep(out_dir: Path, results: dict) -> Path | None:
 
 def _protocol(results: dict) -> str:
     """One sentence on how the adversaries were made, with their measured cost."""
-    st, a = results.get("stretch_attacks") or {}, results["attack_settings"]
+    st, a = results.get("stretch_attacks") or {}, results.get("attack_settings") or {}
     if not st:
         return ""
     parts = []

@@ -43,7 +43,7 @@ PAPER = {"songs": None, "stretch_frames": None, "per_song": 10, "num_samples": 8
 #: settings in log-mel units (nepers; measured, docs/studies.md §3).
 ADVERSARY = {"threshold": 0.51, "levels": (0.51, 0.6, 0.75, 0.9),
              "waveform": {"clip_eps": 0.01, "alpha": 2.0, "learning_rate": 3e-4},
-             "spectrogram": {"clip_eps": 1.0, "alpha": 2000.0, "learning_rate": 3e-3}}
+             "spectrogram": {"clip_eps": 1.0, "alpha": 2000.0, "learning_rate": 1e-2}}
 #: The subset control's C&W (per excerpt, signed-gradient Adam, lowest-energy success kept).
 CW = {"subset": {"confidence": 0.5, "clip_eps": 6.0, "alpha": 300.0, "learning_rate": 0.05}}
 
