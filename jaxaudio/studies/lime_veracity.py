@@ -75,7 +75,7 @@ class StudyPreset:
 
 
 PRESETS = {
-    "smoke": StudyPreset(songs=1, stretch_frames=4, per_song=2, num_samples=128,
+    "smoke": StudyPreset(songs=1, stretch_frames=8, per_song=2, num_samples=128,
                          max_iterations=60, ig_steps=4,
                          horse_examples=1, subset_examples=1, subset_iterations=10,
                          stability_sizes=(32, 64, 128), stability_repeats=2),
@@ -177,10 +177,12 @@ def _songs(stage_dir, *, clf, data, progress, preset, seed, songs, stretch_frame
         n = 1 + len(test.waves[i]) // hop
         if stretch_frames is None or stretch_frames >= n:
             start, length = 0, n
-        else:  # the most balanced stretch on the evaluated frames, then every frame of it
-            s0, _ = stretch.balanced_stretch(rows[:, 3] > threshold,
-                                             max(1, stretch_frames // step))
-            start, length = min(int(rows[s0, 1]), n - stretch_frames), stretch_frames
+        else:  # the most balanced window of evaluated frames (>= 2, so it can hold a
+            # change of decision), the stretch centred in it, then every frame of it
+            window = max(2, -(-stretch_frames // step))
+            s0, _ = stretch.balanced_stretch(rows[:, 3] > threshold, window)
+            start = int(rows[s0, 1]) + (window * step) // 2 - stretch_frames // 2
+            start, length = int(np.clip(start, 0, n - stretch_frames)), stretch_frames
         seg, mask = stretch.stretch_segment(test.waves[i], start, length,
                                             excerpt_frames=clf.excerpt_frames, hop_length=hop,
                                             excerpt_samples=clf.excerpt_samples)
