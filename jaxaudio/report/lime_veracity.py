@@ -306,11 +306,13 @@ def render(out_dir, results: dict) -> str:
         figs.append(page.figure(out_dir, fig5, title="Figure 5: verdict vs adversary strength",
                                 wide=True, caption=(
             "Table 1 (top-3 components) for adversaries stopped at increasing decision "
-            "confidence; 0.51 is the published protocol (the tables above). Read the gap "
-            "between red (norm) and blue (LIME) at each strength: if it stays wide, the "
-            "paper's verdict does not depend on how hard the adversary pushed; if both fall "
-            "together, stronger adversaries spread delta over more components and table 1 "
-            "stops telling LIME from the norm baseline.")))
+            "confidence (solid: no sing → sing, dashed: sing → no sing); 0.51 is the "
+            "published protocol (the tables above), the same drawn excerpts at every "
+            "strength. Read the gap between red (norm) and blue (LIME) at each strength: "
+            "where red stays above blue, LIME misses components the perturbation used, "
+            "whatever the strength; where the lines meet or cross, the paper's verdict does "
+            "not carry to adversaries of that strength. Cells hold few adversaries (n in "
+            "results.json, strength_sweep).")))
     return (f'<p class="lead">{page.esc(lead)}</p>'
             + page.warnings(_warnings(results))
             + "<section><h2>Headline: tables 1 and 2 next to the paper</h2>"
