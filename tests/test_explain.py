@@ -376,3 +376,17 @@ def test_batched_occlusion_and_ig_equal_one_at_a_time():
                                    rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="labels"):
         occlusion_batch(predict, specs, labels[:2])
+
+
+def test_binary_detector_threshold_moves_the_decision_only():
+    logits = jnp.array([-0.2, 0.0, 0.03, 0.05, 1.0])  # p = 0.45, 0.5, 0.5075, 0.5125, 0.73
+    plain = np.asarray(ex.binary_to_two_class(lambda x: x, from_logits=True)(logits))
+    at_051 = np.asarray(ex.binary_to_two_class(lambda x: x, from_logits=True, threshold=0.51)(logits))
+    probs = np.asarray(ex.binary_to_two_class(lambda x: x, threshold=0.51)(jax.nn.sigmoid(logits)))
+    np.testing.assert_array_equal(plain.argmax(-1), [0, 0, 1, 1, 1])  # 0.5 decides ties as 0
+    np.testing.assert_array_equal(at_051.argmax(-1), [0, 0, 0, 1, 1])  # p > 0.51 is class 1
+    np.testing.assert_allclose(probs, at_051, atol=1e-6)
+    assert np.all(np.diff(at_051[:, 1]) > 0)  # monotone in p
+    np.testing.assert_allclose(at_051.sum(-1), 1.0, atol=1e-6)
+    with pytest.raises(ValueError, match="threshold"):
+        ex.binary_to_two_class(lambda x: x, threshold=1.0)

@@ -14,7 +14,10 @@ DIRS, DOMS = ("nosing_to_sing", "sing_to_nosing"), ("waveform", "spectrogram")
 SELS = ("lime", "occlusion", "integrated_gradients", "norm")
 
 
-def _folder(out, *, audited=2):
+LEVELS = (0.51, 0.6, 0.75, 0.9)
+
+
+def _folder(out, *, audited=2, sweep=False):
     """A tiny finished study folder (results.json, arrays/*.npz) as the study writes it."""
     t1 = {d: {n: {**{s: 0.5 for s in SELS}, "num_examples": audited} for n in DIRS} for d in DOMS}
     t2 = {d: {n: {"lime": 0.5, "norm": 1.0, "lime_mean_components": 4.0, "occlusion": 0.5,
@@ -36,8 +39,19 @@ def _folder(out, *, audited=2):
         "stability": {}, "fidelity": {"adversaries": {"auc": 0.5}},
         "timing": {"num_samples": 128}, "listening": [],
     }
+    if sweep:
+        results["attack_settings"] = {"threshold": 0.51, "per_song": 2, "stretch_frames": 16}
+        results["stretch_attacks"] = {d: {"levels": list(LEVELS), "num_stretches": 4,
+                                          "success_rate": [0.75, 0.5, 0.5, 0.25],
+                                          "median_iterations": [7.0, 9.0, 20.0, 60.0],
+                                          **({"median_snr_db": [41.5, 39, 37, 35]}
+                                             if d == "waveform" else {})} for d in DOMS}
     (out / "arrays").mkdir(parents=True)
     (out / "results.json").write_text(json.dumps(results))
+    if sweep:
+        np.savez(out / "arrays" / "strength_sweep.npz", levels=np.array(LEVELS),
+                 **{f"{d}.{n}.{s}": np.linspace(0.8, 0.2, 4) if s == "lime" else np.ones(4)
+                    for d in DOMS for n in DIRS for s in ("lime", "norm", "num_examples")})
     np.savez(out / "arrays" / "flip_curves.npz",
              **{f"{d}.{n}.{s}": np.linspace(0, 1, 21) for d in DOMS for n in DIRS for s in SELS})
     rects = np.array([[f * 20, f * 20 + 20, t * 23, t * 23 + 23]
@@ -78,6 +92,16 @@ def test_page_order_and_warnings(folder):
     assert 'class="scroll"' in text  # wide tables scroll instead of running off the page
     assert "Read with care" in text and "subset control is empty" in text
     assert "frame accuracy is 0.50" in text
+
+
+def test_strength_sweep_figure_and_protocol(tmp_path):
+    out = _folder(tmp_path / "sweep", sweep=True)
+    text = report.write_report(out).read_text()
+    assert (out / "figures" / "fig5_strength_sweep.png").is_file()
+    assert "Figure 5" in text and "decision confidence" in text
+    assert "every frame flipped in 75 % of 4 stretches" in text and "41.5 dB" in text
+    assert "stretches of 16 frames" in text
+    assert text.index("Adversaries as in the published audit") < text.index("Figure 1")
 
 
 def test_empty_cells_warn(tmp_path):

@@ -82,15 +82,37 @@ def test_results_schema(smoke):
             a = on_disk["attacks"][dom][name]
             assert a["num_audited"] <= a["num_success"] <= a["num_excerpts"]
     assert on_disk["timing"]["num_samples"] == study.PRESETS["smoke"].num_samples
-    assert on_disk["stability"]["sample_sizes"] == list(study.PRESETS["smoke"].stability_sizes)
+    if any(on_disk["attacks"][d][n]["num_audited"] for d in DOMAINS for n in DIRECTIONS):
+        assert on_disk["stability"]["sample_sizes"] == list(
+            study.PRESETS["smoke"].stability_sizes)
     assert on_disk["horses"]["num_examples"] >= 1
     for explainer in ("lime", "occlusion", "integrated_gradients"):  # one entry per explainer, named as the report reads it
         if on_disk["horses"]["num_found"]:
             assert {f"{explainer}_top1", f"{explainer}_top3"} <= set(on_disk["horses"])
         if on_disk["subset"]["num_adversaries"]:
             assert f"{explainer}_recall" in on_disk["subset"]
-    for name in DIRECTIONS:  # the calibrated detector predicts both classes
-        assert on_disk["excerpts"][name]["num"] == study.PRESETS["smoke"].per_direction
+    sp = study.PRESETS["smoke"]
+    counts = [on_disk["excerpts"][name]["num"] for name in DIRECTIONS]
+    assert sum(counts) >= 1 and all(c <= sp.per_song * sp.songs for c in counts)
+    levels = list(study.ADVERSARY["levels"])
+    assert levels[0] == study.ADVERSARY["threshold"] == 0.51
+    sweep = on_disk["strength_sweep"]
+    assert sweep["levels"] == levels and sweep["k"] == 3
+    for dom in DOMAINS:
+        st = on_disk["stretch_attacks"][dom]
+        assert st["levels"] == levels and st["num_stretches"] == sp.songs
+        assert st["num_frames"] == sp.songs * sp.stretch_frames
+        assert all(0.0 <= v <= 1.0 for v in st["frames_flipped"])
+        for name in DIRECTIONS:  # the 0.51 point of the sweep is the main study's table 1
+            row = sweep[dom][name]
+            assert len(row["lime"]) == len(row["norm"]) == len(levels)
+            assert row["lime"][0] == on_disk["table1_all"][dom][name]["lime"]
+            assert row["norm"][0] == on_disk["table1_all"][dom][name]["norm"]
+    assert "median_snr_db" in on_disk["stretch_attacks"]["waveform"]
+    arrays = np.load(out / "arrays" / "strength_sweep.npz")
+    np.testing.assert_allclose(arrays["levels"], levels)
+    assert arrays["spectrogram.sing_to_nosing.lime"].shape == (len(levels),)
+    assert (out / "figures" / "fig5_strength_sweep.png").is_file()
     for clip in on_disk["listening"]:
         assert list(clip["files"]) == ["original", "adversarial", "perturbation"]
         assert all((out / f).is_file() for f in clip["files"].values())
@@ -120,6 +142,17 @@ def test_num_samples_rerun_recomputes_only_explanations_and_downstream(smoke):
     third = study.run(out=out, preset="smoke", seed=0, model=model, progress=False)
     assert third["stages"]["computed"] == []
     assert third["table1_all"] == first["table1_all"] and third["fidelity"] == first["fidelity"]
+
+
+def test_presets_change_only_sizes():
+    """demo's deviations from the paper are sizes only; the method (ADVERSARY) is shared."""
+    sizes = {"songs", "stretch_frames", "per_song", "num_samples"}
+    for line in study._sizes(study.PRESETS["demo"]):
+        assert line.split()[0] in sizes, line
+    assert study._sizes(study.PRESETS["paper"]) == []
+    assert study.ADVERSARY["waveform"] == {"clip_eps": 0.01, "alpha": 2.0,
+                                           "learning_rate": 3e-4}
+    assert study.PRESETS["demo"].max_iterations == study.PAPER["max_iterations"] == 1000
 
 
 def test_bad_input(tmp_path):

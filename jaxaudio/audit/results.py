@@ -33,7 +33,7 @@ __all__ = ["assemble", "attack_counts", "median_snr", "lime_timing", "headline",
            "model_summary", "excerpt_counts", "published_tables", "results_table",
            "write_report_arrays", "listening_clips",
            "component_rects", "flip_curve_arrays", "example_arrays", "horse_arrays",
-           "fidelity_arrays"]
+           "fidelity_arrays", "strength_sweep", "sweep_arrays"]
 
 
 SNR_NOTE = ("median_snr_db: jaxaudio.metrics.snr_db (first and last 2048 samples left out); "
@@ -299,3 +299,27 @@ def listening_clips(out, stages: Mapping[str, Mapping], clf, *, directions: Sequ
                           "perturbation_gain": w["perturbation_gain"],
                           "files": {r: f"{subfolder}/{f}" for r, f in w["files"].items()}})
     return clips
+
+
+def strength_sweep(levels: Sequence[float], tables: Sequence[Mapping], *,
+                   domains: Sequence[str], directions: Sequence[str], k: int = 3) -> dict:
+    """Table 1 (top-``k`` flip rate of LIME and of the norm-based selection) per adversary
+    strength: ``tables[l][domain][direction]`` are table-1 dicts (``lime``, ``norm``,
+    ``num_examples``) of level ``l``. Returns ``{"levels", "k", domain: {direction: {"lime":
+    [...], "norm": [...], "num_examples": [...]}}}``."""
+    out = {"levels": [float(v) for v in levels], "k": int(k)}
+    for d in domains:
+        out[d] = {n: {key: [t[d][n].get(key) for t in tables]
+                      for key in ("lime", "norm", "num_examples")} for n in directions}
+    return out
+
+
+def sweep_arrays(sweep: Mapping, *, domains: Sequence[str], directions: Sequence[str]) -> dict:
+    """``{"levels", "<domain>.<direction>.<lime|norm|num_examples>"}`` float arrays (NaN for
+    ``None``) of :func:`strength_sweep`."""
+    out = {"levels": np.asarray(sweep["levels"], float)}
+    for d in domains:
+        for n in directions:
+            for key, v in sweep[d][n].items():
+                out[f"{d}.{n}.{key}"] = np.array([np.nan if x is None else x for x in v], float)
+    return out

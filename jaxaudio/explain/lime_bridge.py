@@ -188,7 +188,8 @@ class Explanation:
 # --------------------------------------------------------------------------- predict wrappers
 
 
-@functools.partial(jax.tree_util.register_dataclass, data_fields=["fn"], meta_fields=["from_logits"])
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["fn"],
+                   meta_fields=["from_logits", "threshold"])
 @dataclasses.dataclass(frozen=True)
 class _TwoClass:
     # A frozen dataclass (hash/eq by the wrapped function) rather than a closure, so that two
@@ -196,6 +197,7 @@ class _TwoClass:
     # jax.tree_util.Partial(apply, variables) keeps the variables traced.
     fn: Callable
     from_logits: bool = False
+    threshold: float = 0.5
 
     def __call__(self, specs):
         out = jnp.asarray(self.fn(specs))
@@ -205,15 +207,28 @@ class _TwoClass:
             raise ValueError(
                 f"binary_to_two_class expects one output per example, (batch,) or (batch, 1); got {out.shape}"
             )
-        p = jax.nn.sigmoid(out) if self.from_logits else out
+        if self.threshold != 0.5:  # recentre: q = 0.5 exactly where p = threshold
+            logit = out if self.from_logits else jnp.log(out) - jnp.log1p(-out)
+            out, from_logits = logit - np.log(self.threshold / (1.0 - self.threshold)), True
+        else:
+            from_logits = self.from_logits
+        p = jax.nn.sigmoid(out) if from_logits else out
         return jnp.stack([1.0 - p, p], axis=-1)
 
 
-def binary_to_two_class(predict_fn: Callable, *, from_logits: bool = False) -> PredictFn:
+def binary_to_two_class(predict_fn: Callable, *, from_logits: bool = False,
+                        threshold: float = 0.5) -> PredictFn:
     """Turn a one-output detector (``(batch,)`` or ``(batch, 1)`` probability of the positive
     class; a logit if ``from_logits``) into ``(batch, 2)`` ``[1 - p, p]``, so labels 0 and 1 can
-    both be explained."""
-    return _TwoClass(predict_fn, bool(from_logits))
+    both be explained.
+
+    ``threshold``: the detector's decision threshold in (0, 1) (the singing voice detector
+    decides "sing" at p > 0.51). Other than 0.5, the two-class output is recentred,
+    ``q = sigmoid(logit(p) - logit(threshold))``, so that its argmax is the detector's decision
+    (a monotone change of p: q > 0.5 exactly where p > threshold)."""
+    if not 0.0 < float(threshold) < 1.0:
+        raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+    return _TwoClass(predict_fn, bool(from_logits), float(threshold))
 
 
 @functools.partial(jax.tree_util.register_dataclass, data_fields=["fn"], meta_fields=[])
