@@ -115,6 +115,31 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_predict(args) -> int:
+    """Classify the user's audio files with a saved classifier; prints a table and writes
+    ``predictions.csv`` into ``--out``."""
+    from jaxaudio.models import Classifier
+    from jaxaudio.predict import collect_audio, predict_files, write_predictions_csv
+
+    files, skipped = collect_audio(args.audio)
+    try:
+        clf = Classifier.load(args.model)
+    except ValueError as err:
+        raise ValueError(f"--model: {err}") from None
+    rows = predict_files(clf, files, top=args.top, progress=not args.no_progress)
+    for r in rows:
+        if "segments" in r:
+            segs = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in r["segments"]) or "none"
+            what = f"sung {100 * r['sing_fraction']:.0f} %: {segs}"
+        else:
+            what = "  ".join(f"{label} {p:.2f}" for label, p in r["top"])
+        print(f"{r['file']}  ({r['seconds']:.1f} s, {r['rate']} Hz)  {what}")
+    path = write_predictions_csv(rows, pathlib.Path(args.out) / "predictions.csv")
+    note = f"; skipped {skipped} non-audio file(s)" if skipped else ""
+    print(f"{len(rows)} file(s) -> {path}{note}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     """Train and evaluate both tasks on the synthetic data, then run every study.
 
@@ -186,6 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="where to write metrics.json (default: --model)")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("predict", help="classify your own audio files with a saved classifier; "
+                                       "writes predictions.csv")
+    p.add_argument("--model", required=True, help="a saved classifier folder (…/model)")
+    p.add_argument("--audio", required=True, nargs="+", metavar="PATH",
+                   help="audio files or folders (searched recursively); any sample rate and "
+                        "channel count, mixed to mono and resampled to the model's rate")
+    p.add_argument("--out", required=True, help="folder for predictions.csv")
+    p.add_argument("--top", type=int, default=3, help="classes listed per file (default 3)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_predict)
+
     p = sub.add_parser("demo", help="the main job on the embedded synthetic data")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--preset", default="demo", choices=("smoke", "demo", "paper"))
@@ -229,7 +265,7 @@ def _use_compilation_cache() -> None:
 
 #: Integer flags and their least allowed value, checked before any work starts.
 _AT_LEAST = {"seed": 0, "epochs": 1, "seeds": 1, "num_clips": 1, "num_samples": 1,
-             "per_direction": 1}
+             "per_direction": 1, "top": 1}
 
 
 def _check_args(args) -> None:

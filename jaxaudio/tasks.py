@@ -27,7 +27,6 @@ from jaxaudio import frontend as fe
 from jaxaudio import metrics
 from jaxaudio.batching import map_chunks
 from jaxaudio.data.types import INSTRUMENT_LABELS, ClipDataset, SongDataset
-from jaxaudio.data.windowing import window_dataset
 from jaxaudio.models.classifier import Classifier, init_classifier
 from jaxaudio.train import ClipExcerpts, SongExcerpts, TrainConfig, song_padded
 
@@ -303,13 +302,9 @@ def clip_scores(classifier: Classifier, dataset: ClipDataset, *, batch_size: int
     Each clip is cut into half-overlapping excerpts of the training length (circular padding
     for short clips); the clip's logits are the mean of its excerpts' logits.
     """
-    windows, owner = window_dataset(list(dataset.waves), length=classifier.excerpt_samples)
-    logits = map_chunks(classifier.logits, windows.astype(np.float32), chunk_size=batch_size)
-    summed = np.zeros((len(dataset), logits.shape[-1]))
-    np.add.at(summed, owner, logits)
-    counts = np.bincount(owner, minlength=len(dataset))[:, None]
-    mean_logits = summed / np.maximum(counts, 1)
-    return np.asarray(jax.nn.softmax(mean_logits, axis=-1))
+    from jaxaudio.predict import clip_probabilities
+
+    return clip_probabilities(classifier, list(dataset.waves), batch_size=batch_size)
 
 
 def evaluate_clips(classifier: Classifier, dataset: ClipDataset, *, batch_size: int = 32) -> dict:

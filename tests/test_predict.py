@@ -1,0 +1,96 @@
+"""``jaxaudio predict`` and :mod:`jaxaudio.predict` on audio files the test writes."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from jaxaudio import cli, tasks
+from jaxaudio.data.types import ClipDataset, INSTRUMENT_LABELS
+from jaxaudio.predict import clip_probabilities, collect_audio, predict_files, sing_segments
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("audio")
+    (root / "sub").mkdir()
+    t = np.arange(int(1.2 * 44100)) / 44100
+    sf.write(root / "stereo_44k.wav", np.stack([0.3 * np.sin(2 * np.pi * 440 * t)] * 2, 1),
+             44100, subtype="PCM_16")
+    t = np.arange(8000 * 2) / 8000
+    sf.write(root / "sub" / "mono_8k.flac", 0.2 * np.sin(2 * np.pi * 220 * t), 8000,
+             subtype="PCM_16")
+    (root / "notes.txt").write_text("not audio")
+    return root
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    clf = tasks.new_classifier("instruments", tasks.preset("instruments", "smoke"), seed=0)
+    return clf, clf.save(tmp_path_factory.mktemp("model") / "model")
+
+
+def test_collect_audio_skips_other_files_and_names_the_flag(files, tmp_path):
+    found, skipped = collect_audio([files])
+    assert [f.name for f in found] == ["stereo_44k.wav", "mono_8k.flac"] and skipped == 1
+    with pytest.raises(ValueError, match="--audio .*no such file"):
+        collect_audio([tmp_path / "missing.wav"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no audio files"):
+        collect_audio([tmp_path / "empty"])
+
+
+def test_clip_probabilities_match_the_evaluation_and_files_are_resampled(files, model_dir):
+    clf, _ = model_dir
+    rng = np.random.default_rng(0)
+    waves = [rng.uniform(-0.3, 0.3, n).astype(np.float32) for n in (3000, 20000)]
+    probs = clip_probabilities(clf, waves)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    ds = ClipDataset(waves=waves, targets=np.eye(12, dtype=np.float32)[[0, 1]],
+                     labels=np.array([0, 1], np.int32), label_names=INSTRUMENT_LABELS,
+                     sample_rate=16000, names=("a", "b"))
+    np.testing.assert_allclose(tasks.clip_scores(clf, ds), probs, atol=1e-6)
+    rows = predict_files(clf, collect_audio([files])[0], top=2, progress=False)
+    assert [r["rate"] for r in rows] == [44100, 8000]
+    assert [round(r["seconds"], 2) for r in rows] == [1.2, 2.0]  # durations kept at 16 kHz
+    for r in rows:
+        assert len(r["top"]) == 2 and r["top"][0][1] >= r["top"][1][1]
+        assert r["top"][0][0] in INSTRUMENT_LABELS
+
+
+def test_sing_segments_after_the_median_filter():
+    p = np.zeros(100)
+    p[20:50] = 0.9
+    p[30] = 0.0  # one dip: removed by the median filter
+    p[70:72] = 0.9  # a blip shorter than the filter: removed
+    p[80:] = 0.52  # above 0.51 to the end
+    segs = sing_segments(p, frames_per_second=10.0, median_seconds=0.5, threshold=0.51)
+    assert segs == [(2.0, 5.0), (8.0, 10.0)]
+    assert sing_segments(p, frames_per_second=10.0, median_seconds=0.5, threshold=0.6) == [
+        (2.0, 5.0)]
+
+
+def test_predict_command_writes_the_csv(files, model_dir, tmp_path, capsys):
+    _, path = model_dir
+    assert cli.main(["predict", "--model", str(path), "--audio", str(files), "--out",
+                     str(tmp_path), "--no-progress", "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "stereo_44k.wav" in out and "skipped 1 non-audio" in out
+    rows = list(csv.DictReader(open(tmp_path / "predictions.csv")))
+    assert [r["rate"] for r in rows] == ["44100", "8000"]
+    assert all(0 <= float(r["probability_1"]) <= 1 for r in rows) and "label_3" in rows[0]
+    assert cli.main(["predict", "--model", str(tmp_path), "--audio", str(files), "--out",
+                     str(tmp_path)]) == 2
+    assert "--model" in capsys.readouterr().err
+
+
+def test_voice_detector_gives_sung_segments(files):
+    clf = tasks.new_classifier("voice", tasks.preset("voice", "smoke"), seed=0)
+    rows = predict_files(clf, [files / "stereo_44k.wav"], progress=False)
+    (row,) = rows
+    assert 0.0 <= row["sing_fraction"] <= 1.0
+    assert all(0.0 <= a < b <= row["seconds"] + 1.0 for a, b in row["segments"])
+    assert "top" not in row
