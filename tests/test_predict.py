@@ -94,3 +94,25 @@ def test_voice_detector_gives_sung_segments(files):
     assert 0.0 <= row["sing_fraction"] <= 1.0
     assert all(0.0 <= a < b <= row["seconds"] + 1.0 for a, b in row["segments"])
     assert "top" not in row
+
+
+def test_explain_command_on_a_file(files, model_dir, tmp_path, capsys):
+    import json
+
+    clf, path = model_dir
+    wav = files / "stereo_44k.wav"
+    for method in ("lime", "occlusion", "integrated-gradients"):
+        out = tmp_path / method
+        assert cli.main(["explain", "--model", str(path), "--audio", str(wav), "--start", "0.2",
+                         "--method", method, "--num-samples", "64", "--label", "Gong",
+                         "--out", str(out), "--no-progress"]) == 0
+        rec = json.loads((out / "explanation.json").read_text())
+        assert rec["label"] == "Gong" and len(rec["weights"]) == 20
+        assert sorted(rec["ranking"]) == list(range(20))
+        assert rec["weights"][rec["ranking"][0]] == max(rec["weights"])
+        assert (rec["fidelity_r2"] is None) == (method != "lime")
+        assert (out / "explanation.png").stat().st_size > 1000
+    for bad, flag in ((["--start", "5"], "--start"), (["--label", "Tuba"], "--label")):
+        assert cli.main(["explain", "--model", str(path), "--audio", str(wav), "--out",
+                         str(tmp_path / "x"), *bad]) == 2
+        assert flag in capsys.readouterr().err
