@@ -1,8 +1,9 @@
-"""``jaxaudio predict`` and :mod:`jaxaudio.predict` on audio files the test writes."""
+"""The commands on the user's own files: ``jaxaudio predict``, ``explain`` and ``attack --audio``."""
 
 from __future__ import annotations
 
 import csv
+import pathlib
 
 import numpy as np
 import pytest
@@ -116,3 +117,62 @@ def test_explain_command_on_a_file(files, model_dir, tmp_path, capsys):
         assert cli.main(["explain", "--model", str(path), "--audio", str(wav), "--out",
                          str(tmp_path / "x"), *bad]) == 2
         assert flag in capsys.readouterr().err
+
+
+def test_attack_command_on_files_writes_verified_adversaries(files, model_dir, tmp_path, capsys):
+    from jaxaudio.data import load_audio
+    from jaxaudio.evaluation import predict
+
+    clf, path = model_dir
+    out = tmp_path / "att"
+    assert cli.main(["attack", "--model", str(path), "--audio", str(files), "--out", str(out),
+                     "--attack", "cw", "--target", "Accordion", "--preset", "smoke",
+                     "--set", "cw.learning_rate=1e-3", "--no-progress"]) == 0
+    assert "skipped 1 non-audio" in capsys.readouterr().out
+    rows = list(csv.DictReader(open(out / "attacks.csv")))
+    assert [pathlib.Path(r["file"]).name for r in rows] == ["stereo_44k.wav", "mono_8k.flac"]
+    for r in rows:
+        assert r["target"] == "Accordion" and r["attack"] == "cw"
+        wave, rate = load_audio(r["adversarial_wav"])
+        assert rate == 16000 and sf.info(r["adversarial_wav"]).subtype == "PCM_16"
+        again = clf.label_names[int(predict(clf, wave[None].astype(np.float32))[0])]
+        assert again == r["prediction_after"]  # the reported prediction is the file's
+        assert (r["success"] == "True") == (again == "Accordion")
+        assert float(r["snr_db"]) > 0
+        assert (out / "audio" / (pathlib.Path(r["file"]).stem + ".perturbation.wav")).is_file()
+
+
+@pytest.mark.parametrize("extra, flag", [
+    (["--label", "Tuba"], "--label"),
+    (["--target", "Tuba"], "--target"),
+    (["--attack", "pgd", "--label", "Gong", "--target", "Gong"], "--target"),
+    (["--labels", "missing.csv"], "--labels"),
+    (["--label", "Gong", "--labels", "x.csv"], "--label or --labels"),
+    (["--max-seconds", "0.5"], "--max-seconds"),
+])
+def test_attack_on_files_bad_input_names_the_flag(files, model_dir, tmp_path, capsys, extra,
+                                                  flag):
+    _, path = model_dir
+    code = cli.main(["attack", "--model", str(path), "--audio", str(files / "stereo_44k.wav"),
+                     "--out", str(tmp_path), "--preset", "smoke", *extra])
+    assert code == 2 and flag in capsys.readouterr().err
+
+
+def test_attack_on_files_needs_a_model(files, tmp_path, capsys):
+    assert cli.main(["attack", "--audio", str(files), "--out", str(tmp_path)]) == 2
+    assert "--model" in capsys.readouterr().err
+
+
+def test_attack_on_files_reads_labels_csv(files, model_dir, tmp_path):
+    _, path = model_dir
+    table = tmp_path / "labels.csv"
+    table.write_text("fname,label\nstereo_44k.wav,Harmonica\nmono_8k.flac,Gong\n")
+    assert cli.main(["attack", "--model", str(path), "--audio", str(files), "--out",
+                     str(tmp_path / "o"), "--labels", str(table), "--attack", "fgsm",
+                     "--preset", "smoke"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "o" / "attacks.csv")))
+    assert [(r["label"], r["label_given"]) for r in rows] == [("Harmonica", "True"),
+                                                              ("Gong", "True")]
+    table.write_text("fname,label\nstereo_44k.wav,Harmonica\n")  # a file without a row
+    assert cli.main(["attack", "--model", str(path), "--audio", str(files), "--out",
+                     str(tmp_path / "p"), "--labels", str(table), "--preset", "smoke"]) == 2
