@@ -176,3 +176,9 @@ def test_attack_on_files_reads_labels_csv(files, model_dir, tmp_path):
     table.write_text("fname,label\nstereo_44k.wav,Harmonica\n")  # a file without a row
     assert cli.main(["attack", "--model", str(path), "--audio", str(files), "--out",
                      str(tmp_path / "p"), "--labels", str(table), "--preset", "smoke"]) == 2
+
+
+def test_file_flags_without_audio_are_refused(tmp_path, capsys):
+    assert cli.main(["attack", "--preset", "smoke", "--out", str(tmp_path), "--label",
+                     "Gong"]) == 2
+    assert "only apply with --audio" in capsys.readouterr().err
