@@ -90,8 +90,10 @@ def _warnings(results: dict) -> list[str]:
         e = results["excerpts"][d]
         if e["num_correct"] < e["num"]:
             out.append(f"{_name(d)}: only {e['num_correct']} of {e['num']} attacked excerpts "
-                       "are correctly classified originals (the smoke model falls back to "
-                       "confident or merely predicted ones).")
+                       "were correctly classified before the attack (the excerpts are drawn "
+                       "among the frames the attack flipped, as in the published audit, "
+                       "whatever their true label); the others explain a flip of a wrong "
+                       "decision.")
     for dom in DOMAINS:
         for d in DIRECTIONS:
             a = results["attacks"][dom][d]
