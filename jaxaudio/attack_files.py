@@ -40,13 +40,6 @@ def read_labels_csv(path) -> dict:
         return {row["fname"].strip(): row["label"].strip() for row in reader}
 
 
-def _attack_fn(name: str):
-    from jaxaudio import attacks
-
-    return {"fgsm": attacks.fgsm, "pgd": attacks.pgd, "cw": attacks.carlini_wagner,
-            "mscw": attacks.multiscale_carlini_wagner}[name]
-
-
 def attack_file(classifier, path, *, attack: str, settings: Mapping, label: Optional[str],
                 target: Optional[str], seed: int, out_dir, max_seconds: float = 60.0) -> dict:
     """Attack one file and write ``out_dir/<stem>.adversarial.wav`` and
@@ -60,7 +53,7 @@ def attack_file(classifier, path, *, attack: str, settings: Mapping, label: Opti
     import jax
 
     from jaxaudio import evaluation
-    from jaxaudio.attacks import round_to_16bit
+    from jaxaudio.attacks import BY_NAME, round_to_16bit
     from jaxaudio.data import load_audio, pcm16_to_float, save_wav
     from jaxaudio.metrics import snr_db
 
@@ -94,7 +87,7 @@ def attack_file(classifier, path, *, attack: str, settings: Mapping, label: Opti
         kwargs["target"] = "random" if target == "random" else names.index(target)
     if attack != "fgsm":
         kwargs["key"] = jax.random.key(seed)
-    run = evaluation.run_on_set(_attack_fn(attack), classifier.logits_fn, x,
+    run = evaluation.run_on_set(BY_NAME[attack], classifier.logits_fn, x,
                                 np.array([y], np.int32), keep_adversarial=True, **kwargs)
     adv = pcm16_to_float(run["adversarial_pcm"])[0]
     out_dir = pathlib.Path(out_dir)

@@ -94,18 +94,14 @@ def predict_files(classifier, files: Sequence, *, top: int = 3, progress: bool =
     multiclass model ``top`` ``(label, probability)`` pairs; for the binary detector
     ``sing_fraction`` (of frames, after the median filter) and ``segments``."""
     import soundfile as sf
+    from tqdm.auto import tqdm
 
     from jaxaudio import tasks
     from jaxaudio.data import load_audio
 
     rate = classifier.frontend.sample_rate
     rows = []
-    try:
-        from tqdm.auto import tqdm
-        iterator = tqdm(files, desc="predict", unit="file", disable=not progress)
-    except ImportError:  # pragma: no cover
-        iterator = files
-    for f in iterator:
+    for f in tqdm(files, desc="predict", unit="file", disable=not progress):
         wave, _ = load_audio(f, sample_rate=rate)
         try:
             file_rate = int(sf.info(str(f)).samplerate)

@@ -39,19 +39,21 @@ def tiny_source(tiny_classifier):
 CONFIG = TrainConfig(epochs=2, batch_size=8, seed=3, stats_excerpts=24)
 
 
+class Killed(Exception):
+    """Stands for a kill of the training process."""
+
+
+def kill_after_first_epoch(epoch, row):
+    if epoch == 0:
+        raise Killed
+
+
 def _params(clf):
     return jax.tree_util.tree_leaves(jax.device_get(clf.variables))
 
 
 def test_resume_after_kill_gives_identical_parameters(tmp_path, tiny_classifier, tiny_source):
     full = train(tiny_classifier, tiny_source, CONFIG, out_dir=tmp_path / "full", progress=False)
-
-    class Killed(Exception):
-        pass
-
-    def kill_after_first_epoch(epoch, row):
-        if epoch == 0:
-            raise Killed
 
     with pytest.raises(Killed):
         train(tiny_classifier, tiny_source, CONFIG, out_dir=tmp_path / "run", progress=False,
@@ -158,16 +160,9 @@ def test_decayed_training_differs_only_after_the_first_epoch_and_resumes_exactly
     assert any(not np.array_equal(a, b) for a, b in
                zip(_params(constant.classifier), _params(full.classifier)))
 
-    class Killed(Exception):
-        pass
-
-    def kill(epoch, row):
-        if epoch == 0:
-            raise Killed
-
     with pytest.raises(Killed):
         train(tiny_classifier, tiny_source, DECAY, out_dir=tmp_path / "run", progress=False,
-              on_epoch_end=kill)
+              on_epoch_end=kill_after_first_epoch)
     with pytest.raises(CheckpointError, match="lr_decay_per_epoch"):  # other settings: refused
         train(tiny_classifier, tiny_source, CONFIG, out_dir=tmp_path / "run", resume=True,
               progress=False)

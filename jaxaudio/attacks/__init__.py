@@ -40,7 +40,12 @@ from jaxaudio.attacks.specs import make_attack
 from jaxaudio.attacks.validation import example_keys, random_targets
 from jaxaudio.data.audio import PCM16_MAX_INDEX, PCM16_MIN_INDEX, PCM16_SCALE
 
+#: The public waveform attacks by their short names (study 1, ``jaxaudio attack --audio``).
+BY_NAME = {"fgsm": fgsm, "pgd": pgd, "pgd_l2": pgd_l2, "cw": carlini_wagner,
+           "mscw": multiscale_carlini_wagner}
+
 __all__ = [
+    "BY_NAME",
     "PCM16_MAX_INDEX",
     "PCM16_MIN_INDEX",
     "PCM16_SCALE",

@@ -257,8 +257,7 @@ def attack_set_stage(stage_dir, *, clf, load_test, num_clips, clip_seconds, seed
 def attack_stage(stage_dir, *, attack_set, clf, progress, attack, kwargs, key,
                  keep_adversarial, seed_index):
     """One run of one attack on the attack set (``key``: its PRNG seed, None = deterministic)."""
-    fn = {"fgsm": attacks.fgsm, "pgd": attacks.pgd, "cw": attacks.carlini_wagner,
-          "cw_random": attacks.carlini_wagner, "mscw": attacks.multiscale_carlini_wagner}[attack]
+    fn = attacks.BY_NAME[attack.removesuffix("_random")]
     extra = {} if key is None else {"key": jax.random.key(key)}
     if progress and attack != "fgsm":  # one step: no bar
         extra["progress"] = f"{attack} seed {seed_index}"
