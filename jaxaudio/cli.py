@@ -34,14 +34,19 @@ def _study(module: str):
     return importlib.import_module(f"jaxaudio.studies.{module}")
 
 
-def _add_data_args(p: argparse.ArgumentParser, *, required: bool) -> None:
+def _add_data_args(p: argparse.ArgumentParser, *, required: bool,
+                   from_training: bool = False) -> None:
     from jaxaudio.tasks import DATASETS, PRESETS
 
+    trained = " (default: the one the model was trained with, else %s)" if from_training else ""
     p.add_argument("--dataset", choices=DATASETS, required=required,
-                   help="synthetic (embedded, default data) or real dataset")
+                   help="synthetic (embedded, default data) or real dataset"
+                        + (trained % "its task's synthetic data" if trained else ""))
     p.add_argument("--data", default=None, help="root folder of a real dataset")
-    p.add_argument("--preset", choices=PRESETS, default="demo", help="sizes (default: demo)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", choices=PRESETS, default=None if from_training else "demo",
+                   help="sizes" + (trained % "demo" if trained else " (default: demo)"))
+    p.add_argument("--seed", type=int, default=None if from_training else 0,
+                   help="data split seed" + (trained % "0" if trained else " (default: 0)"))
 
 
 def cmd_train(args) -> int:
@@ -95,7 +100,16 @@ def cmd_evaluate(args) -> int:
         raise ValueError("--data needs --dataset (fsdkaggle2019 or jamendo): which layout is "
                          f"the folder {args.data}?")
     clf = Classifier.load(args.model)
-    dataset = args.dataset or ("synth-instruments" if clf.task == "multiclass" else "synth-voice")
+    run_metrics = pathlib.Path(args.model).absolute().parent / "metrics.json"
+    trained = json.loads(run_metrics.read_text()) if run_metrics.is_file() else {}
+    real = trained.get("dataset") in ("fsdkaggle2019", "jamendo")
+    if args.data is None and args.dataset is None and real:
+        raise ValueError(f"--model {args.model} was trained on {trained['dataset']}: give "
+                         f"--dataset {trained['dataset']} --data ROOT (or a synthetic --dataset)")
+    preset = args.preset or trained.get("preset", "demo")
+    seed = args.seed if args.seed is not None else int(trained.get("seed", 0))
+    dataset = args.dataset or trained.get("dataset") or (
+        "synth-instruments" if clf.task == "multiclass" else "synth-voice")
     task = tasks.task_of(dataset)
     model_task = "instruments" if clf.task == "multiclass" else "voice"
     if task != model_task:
@@ -103,12 +117,13 @@ def cmd_evaluate(args) -> int:
                 else "a singing voice detector")
         raise ValueError(f"--dataset {dataset} is {task} data but --model {args.model} is "
                          f"{kind}")
-    p = tasks.preset(task, args.preset)
-    test_set = tasks.load_split(dataset, "test", preset_name=args.preset, seed=args.seed,
-                                data=args.data)
+    p = tasks.preset(task, preset)
+    test_set = tasks.load_split(dataset, "test", preset_name=preset, seed=seed, data=args.data)
     metrics = tasks.evaluate(clf, test_set, frame_step=p.eval_frame_step)
-    metrics.update({"dataset": dataset, "model": str(args.model)})
-    out = pathlib.Path(args.out) if args.out else pathlib.Path(args.model)
+    metrics.update({"dataset": dataset, "preset": preset, "seed": seed, "model": str(args.model),
+                    "defaults_from": str(run_metrics) if trained else None})
+    out = (pathlib.Path(args.out) if args.out
+           else pathlib.Path(args.model).absolute().parent / "evaluation")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     print(json.dumps(metrics, indent=2))
@@ -234,8 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="evaluate a saved classifier; writes metrics.json")
     p.add_argument("--model", required=True, help="directory written by train (…/model)")
-    _add_data_args(p, required=False)
-    p.add_argument("--out", default=None, help="where to write metrics.json (default: --model)")
+    _add_data_args(p, required=False, from_training=True)
+    p.add_argument("--out", default=None, help="folder for metrics.json (default: evaluation/ "
+                   "next to the model folder, so train's own metrics.json stays)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="classify your own audio files with a saved classifier; "

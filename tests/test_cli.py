@@ -36,6 +36,21 @@ def test_evaluate_reproduces_the_training_run_metrics(trained, tmp_path, capsys)
     assert '"accuracy"' in capsys.readouterr().out
 
 
+def test_evaluate_defaults_to_the_training_run_and_keeps_its_metrics(trained, capsys):
+    """Without --preset/--seed/--dataset/--out, evaluate uses those train recorded next to the
+    model and writes evaluation/metrics.json, leaving train's metrics.json as it was."""
+    before = (trained / "metrics.json").read_text()
+    assert cli.main(["evaluate", "--model", str(trained / "model")]) == 0
+    evaluated = json.loads((trained / "evaluation" / "metrics.json").read_text())
+    from_training = json.loads(before)
+    assert (evaluated["preset"], evaluated["seed"], evaluated["dataset"]) == (
+        "smoke", 0, "synth-instruments")
+    assert evaluated["num_clips"] == from_training["num_clips"]
+    assert evaluated["accuracy"] == pytest.approx(from_training["accuracy"], abs=1e-6)
+    assert (trained / "metrics.json").read_text() == before
+    capsys.readouterr()
+
+
 def test_evaluate_missing_model_is_a_clear_error(tmp_path, capsys):
     rc = cli.main(["evaluate", "--model", str(tmp_path / "nope"), "--preset", "smoke"])
     assert rc == 2
