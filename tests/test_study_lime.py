@@ -168,14 +168,14 @@ def test_bad_input(tmp_path):
 
 def test_detector_training_follows_the_published_method_and_lists_only_sizes():
     for name in ("smoke", "demo", "paper"):
-        t = study._training(name, study.PRESETS[name])
+        t = study.training_settings(name, study.PRESETS[name])
         assert (t["learning_rate"], t["lr_decay_per_epoch"], t["batch_size"]) == (1e-3, 0.85, 32)
-    assert study.training_deviations(study._training("paper", study.PRESETS["paper"])) == []
-    demo = study.training_deviations(study._training("demo", study.PRESETS["demo"]))
+    assert study.training_deviations(study.training_settings("paper", study.PRESETS["paper"])) == []
+    demo = study.training_deviations(study.training_settings("demo", study.PRESETS["demo"]))
     assert demo[0] == "detector trained on 40 batches per epoch (paper: 2000)"
     assert not any(w in " ".join(demo) for w in ("lr", "learning", "decay", "threshold", "epochs"))
     sized = dataclasses.replace(study.PRESETS["demo"], train_examples_per_epoch=64,
                                 train_epochs=3)
-    t = study._training("demo", sized)
+    t = study.training_settings("demo", sized)
     assert (t["examples_per_epoch"], t["epochs"], t["lr_decay_per_epoch"]) == (64, 3, 0.85)
     assert "detector epochs 3 (paper: 20)" in study.training_deviations(t)

@@ -20,6 +20,9 @@ from typing import Optional
 import jax
 import numpy as np
 
+from jaxaudio.audit.detector import (detector_row, errors_stage, train_stage,  # noqa: F401
+                                    training_deviations, training_settings)
+
 NAME = "lime_veracity"
 TITLE = "Study 3: auditing LIME explanations with adversaries"
 DIRECTIONS = ("nosing_to_sing", "sing_to_nosing")
@@ -145,57 +148,6 @@ def _split(data, split, preset, seed):
 
     return tasks.load_split("jamendo" if data else "synth-voice", split, preset_name=preset,
                             seed=seed, data=data)
-
-
-def _training(preset: str, sp: StudyPreset) -> dict:
-    """The voice task preset with the study's size overrides, as the ``model`` stage's
-    settings (every value the trained detector depends on, so a change retrains)."""
-    from jaxaudio import tasks
-
-    p = tasks.preset("voice", preset)
-    if sp.train_examples_per_epoch:
-        p = dataclasses.replace(p, examples_per_epoch=sp.train_examples_per_epoch)
-    if sp.train_epochs:
-        p = dataclasses.replace(p, epochs=sp.train_epochs)
-    return dataclasses.asdict(p)
-
-
-def _train_model(stage_dir, *, train_dir, progress, preset, seed, data, training):
-    """Train the detector (Adam, step size times ``lr_decay_per_epoch`` after every epoch) with
-    checkpoints in ``train_dir/<digest of the settings>`` (a killed run resumes there)."""
-    import hashlib
-
-    from jaxaudio import tasks
-    from jaxaudio.train import train
-
-    p = tasks.Preset(**training)
-    digest = hashlib.sha256(json.dumps({"preset": preset, "seed": seed, "data": data,
-                                        "training": training}, sort_keys=True,
-                                       default=str).encode()).hexdigest()[:12]
-    clf = tasks.new_classifier("voice", p, seed=seed)
-    source = tasks.example_source("voice", _split(data, "train", preset, seed), p, clf.frontend)
-    config = tasks.train_config("voice", p, seed=seed)
-    result = train(clf, source, config, out_dir=pathlib.Path(train_dir) / digest, resume=True,
-                   progress=progress)
-    result.classifier.save(stage_dir / "classifier")
-    return {"fingerprint": result.classifier.fingerprint(), "history": result.history}
-
-
-def _detector(stage_dir, *, clf, data, preset, seed, frame_step, threshold, median_seconds,
-              linear_baseline):
-    """The detector's frame error on the test split (p(sing) > ``threshold``), raw and after
-    the ``median_seconds`` median filter, and a linear model's on the same frames."""
-    from jaxaudio import tasks
-    from jaxaudio.baselines import voice_linear_baseline
-
-    test = _split(data, "test", preset, seed)
-    out = tasks.evaluate_songs(clf, test, frame_step=frame_step, threshold=threshold,
-                               median_seconds=median_seconds)
-    if linear_baseline:
-        out["linear_baseline"] = voice_linear_baseline(
-            _split(data, "train", preset, seed), test, frame_step=frame_step,
-            threshold=threshold, median_seconds=median_seconds)
-    return out
 
 
 def _songs(stage_dir, *, clf, data, progress, preset, seed, songs, stretch_frames, threshold):
@@ -479,44 +431,6 @@ def _stages(runner, clf, sp, *, preset, seed, data, progress) -> dict:
     return s
 
 
-def _detector_row(detector) -> dict:
-    """results.json's detector entries: frame error at the published threshold, raw and
-    median-filtered, the published error and the linear baseline on the same frames."""
-    from jaxaudio import tasks
-
-    row = {k: detector[k] for k in ("accuracy", "error", "accuracy_median_filtered",
-                                    "error_median_filtered", "median_filter_seconds",
-                                    "threshold", "num_frames", "frame_step", "sing_fraction")
-           if k in detector}
-    row["published_error_percent"] = dict(tasks.VOICE_PUBLISHED_ERROR)
-    if "linear_baseline" in detector:
-        lin = detector["linear_baseline"]
-        row["linear_baseline"] = {k: lin[k] for k in ("model", "error", "error_median_filtered")
-                                  if k in lin}
-    return row
-
-
-def training_deviations(training: dict, *, songs: bool = True) -> list[str]:
-    """The detector training's departures from the published sizes (``training``: a voice
-    :class:`jaxaudio.tasks.Preset` as a dict; ``songs``: also the synthetic song counts); the
-    method (optimiser, step size and its decay, batch size, excerpt length) is the same in
-    every preset."""
-    from jaxaudio import tasks
-
-    paper = dataclasses.asdict(tasks.preset("voice", "paper"))
-    batches = {k: d["examples_per_epoch"] // d["batch_size"] for k, d in
-               (("now", training), ("paper", paper))}
-    out = [] if batches["now"] == batches["paper"] else [
-        f"detector trained on {batches['now']} batches per epoch (paper: {batches['paper']})"]
-    sizes = (("epochs", "detector epochs"), ("width", "detector width"))
-    if songs:
-        sizes += (("num_train", "training songs"), ("num_test", "test songs"))
-    for key, what in sizes:
-        if training[key] != paper[key]:
-            out.append(f"{what} {training[key]} (paper: {paper[key]})")
-    return out
-
-
 def _sizes(sp) -> list:
     """The preset's sizes that differ from the paper's."""
     names = {"songs": "all test songs", "stretch_frames": "the whole song"}
@@ -532,13 +446,13 @@ def _results(s, sp, clf, *, preset, seed, data, model_path, runner, seconds,
     levels = ADVERSARY["levels"]
     dev = _sizes(sp)
     if trained:
-        dev += training_deviations(_training(preset, sp), songs=data is None)
+        dev += training_deviations(training_settings(preset, sp), songs=data is None)
     res = results.results_table(
         s, head={"study": NAME, "title": TITLE, "preset": preset, "seed": seed,
                  "data": "jamendo" if data else "synth-voice"},
         deviations=dev + ([] if data else ["synthetic songs, not Jamendo"]),
         model={"path": model_path, "width": int(clf.model_kwargs.get("width", 0)),
-               **_detector_row(detector)},
+               **detector_row(detector)},
         segmentation={**SEGMENTS, "baseline": "mean", "top_k": TOP_K},
         attack_settings={"method": "stretch C&W (signed-gradient Adam, binary cross-entropy "
                                    "over every frame of the stretch; stops when every decision "
@@ -589,15 +503,15 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
                              else str(pathlib.Path(data).absolute())})
     trained = model is None
     if model is None:
-        model = runner.stage("model", _train_model, settings={
-            "preset": preset, "seed": seed, "training": _training(preset, sp)},
+        model = runner.stage("model", train_stage, settings={
+            "preset": preset, "seed": seed, "training": training_settings(preset, sp)},
             context={"train_dir": out / "train", "progress": progress,
                      "data": data}).path / "classifier"
     clf = Classifier.load(model)
     if clf.task != "binary":
         raise ValueError(f"--model: the audit needs a binary singing voice detector, got task "
                          f"{clf.task!r}")
-    detector = runner.stage("detector", _detector, settings={
+    detector = runner.stage("detector", errors_stage, settings={
         "preset": preset, "seed": seed, "frame_step": tasks.preset("voice", preset).eval_frame_step,
         "threshold": tasks.VOICE_THRESHOLD, "median_seconds": tasks.VOICE_MEDIAN_SECONDS,
         "linear_baseline": True}, depends={"model": clf.fingerprint()},
