@@ -178,6 +178,9 @@ def test_readme_python_blocks_run_as_written(trained, tmp_path, monkeypatch):
         exec(compile(code, "README.md", "exec"), namespace)
     result = namespace["result"]
     assert np.asarray(result.success).shape == (1,)
+    saved, rate = sf.read(tmp_path / "my_clip.adversarial.wav", dtype="float32")
+    assert rate == 16000 and sf.info(tmp_path / "my_clip.adversarial.wav").subtype == "PCM_16"
+    np.testing.assert_allclose(saved, np.asarray(result.adversarial)[0], atol=1 / 32768)
 
 
 def test_foundation_page_shows_the_voice_errors_next_to_the_published_and_linear(tmp_path):
