@@ -181,4 +181,4 @@ def test_attack_on_files_reads_labels_csv(files, model_dir, tmp_path):
 def test_file_flags_without_audio_are_refused(tmp_path, capsys):
     assert cli.main(["attack", "--preset", "smoke", "--out", str(tmp_path), "--label",
                      "Gong"]) == 2
-    assert "only apply with --audio" in capsys.readouterr().err
+    assert "used only with --audio" in capsys.readouterr().err

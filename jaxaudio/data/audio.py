@@ -82,8 +82,9 @@ def _read(path: Path) -> tuple[np.ndarray, int]:
             warnings.simplefilter("ignore")
             data, rate = librosa.load(str(path), sr=None, mono=False, dtype=np.float32)
     except Exception as err:
+        detail = str(err) or str(soundfile_error) or type(err).__name__
         raise ValueError(
-            f"cannot read audio file {str(path)!r}: unreadable or unsupported format ({err})"
+            f"cannot read audio file {str(path)!r}: unreadable or unsupported format ({detail})"
         ) from err
     data = np.atleast_2d(data).T  # librosa gives (channels, samples)
     return np.ascontiguousarray(data, dtype=np.float32), int(rate)

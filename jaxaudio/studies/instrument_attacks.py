@@ -198,8 +198,8 @@ def run_from_args(args) -> int:
         return run_on_files(args)
     stray = [f"--{k}" for k in ("label", "labels", "target") if getattr(args, k, None)]
     if stray:
-        raise ValueError(f"{', '.join(stray)} only apply with --audio (the study attacks the "
-                         f"test split with its own labels and targets)")
+        raise ValueError(f"{', '.join(stray)}: used only with --audio (the study attacks "
+                         f"the test split with its own labels and targets)")
     optional = {k: getattr(args, k, None) for k in ("seeds", "num_clips", "attacks", "overrides")}
     results = run(out=args.out, preset=args.preset, seed=args.seed, data=args.data,
                   model=args.model, progress=not getattr(args, "no_progress", False), **optional)
