@@ -173,10 +173,16 @@ def test_readme_python_blocks_run_as_written(trained, tmp_path, monkeypatch):
     sf.write(tmp_path / "my_clip.wav", np.stack([0.3 * np.sin(2 * np.pi * 440 * t)] * 2, 1),
              44100)  # stereo 44.1 kHz: load_audio mixes and resamples
     monkeypatch.chdir(tmp_path)
+    spaces = []
     for code in blocks:
-        namespace: dict = {}
-        exec(compile(code, "README.md", "exec"), namespace)
-    result = namespace["result"]
+        spaces.append({})
+        exec(compile(code, "README.md", "exec"), spaces[-1])
+    result = next(ns["result"] for ns in spaces if "result" in ns)
+    from jaxaudio.models import Classifier
+
+    mine = Classifier.load(tmp_path / "runs" / "mine" / "model")  # the "your own model" block
+    assert mine.model_name == "my_net" and mine.logits(np.zeros((1, 16000), np.float32)).shape == (
+        1, 12)
     assert np.asarray(result.success).shape == (1,)
     saved, rate = sf.read(tmp_path / "my_clip.adversarial.wav", dtype="float32")
     assert rate == 16000 and sf.info(tmp_path / "my_clip.adversarial.wav").subtype == "PCM_16"

@@ -6,11 +6,12 @@ from jaxaudio.models.classifier import (
     Classifier,
     build_module,
     init_classifier,
+    register_model,
 )
 from jaxaudio.models.cnn import AveragePoolCNN
 from jaxaudio.models.voice import SingingVoiceDetector, ZeroMeanConv
 
 __all__ = [
     "MODELS", "AveragePoolCNN", "CheckpointError", "Classifier", "SingingVoiceDetector",
-    "ZeroMeanConv", "build_module", "init_classifier",
+    "ZeroMeanConv", "build_module", "init_classifier", "register_model",
 ]

@@ -40,9 +40,52 @@ class CheckpointError(ValueError):
     """A saved classifier or training checkpoint is missing, incomplete or corrupt."""
 
 
+def register_model(name: str, module_class: type) -> type:
+    """Make a user's Flax module usable as a :class:`Classifier` model under ``name``.
+
+    ``module_class`` is a ``flax.linen.Module`` subclass whose ``__call__(x, train: bool)``
+    maps standardised mel features ``x`` ``(batch, n_mels, frames)`` to logits
+    ``(batch, num_outputs)`` (``num_outputs`` = classes, or 1 for a binary detector). Any
+    frame count must work (files of any length are scored whole). For :func:`jaxaudio.train.train`
+    it must also keep a ``batch_stats`` collection (e.g. ``nn.BatchNorm``) and may use a
+    ``"dropout"`` rng. Saved classifiers record where the class lives
+    (``module:qualname``), so :meth:`Classifier.load` — and with it every ``jaxaudio`` command —
+    imports it again when that module is importable (on ``PYTHONPATH``). Returns the class.
+    """
+    if not (isinstance(module_class, type) and issubclass(module_class, nn.Module)):
+        raise ValueError(f"register_model needs a flax.linen.Module subclass, got "
+                         f"{module_class!r}")
+    if MODELS.get(name, module_class) is not module_class:
+        raise ValueError(f"model name {name!r} is taken by {MODELS[name].__qualname__}")
+    MODELS[name] = module_class
+    return module_class
+
+
+def _module_path(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _import_model(name: str, path: Optional[str]) -> None:
+    """Register the class saved as ``path`` (``module:qualname``) under ``name``, if needed."""
+    if name in MODELS or not path:
+        return
+    import importlib
+
+    module_name, _, qualname = path.partition(":")
+    try:
+        obj = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"model {name!r} is the user module {path}, which cannot be imported "
+                         f"({err}); put its module on PYTHONPATH") from None
+    register_model(name, obj)
+
+
 def build_module(name: str, kwargs: dict) -> nn.Module:
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known models: {sorted(MODELS)}")
+        raise ValueError(f"unknown model {name!r}; known models: {sorted(MODELS)} (a user's "
+                         f"module: jaxaudio.models.register_model)")
     return MODELS[name](**kwargs)
 
 
@@ -171,6 +214,7 @@ class Classifier:
             "format": "jaxaudio.Classifier/1",
             "frontend": self.frontend.to_dict(),
             "model_name": self.model_name,
+            "model_class": _module_path(type(self.module)),
             "model_kwargs": self.model_kwargs,
             "mean": np.asarray(self.mean).tolist(),
             "std": np.asarray(self.std).tolist(),
@@ -193,6 +237,7 @@ class Classifier:
         try:
             meta = json.loads(meta_path.read_text())
             frontend = fe.FrontendConfig.from_dict(meta["frontend"])
+            _import_model(meta["model_name"], meta.get("model_class"))
             module = build_module(meta["model_name"], meta["model_kwargs"])
         except (ValueError, KeyError, TypeError) as err:
             raise CheckpointError(f"corrupt classifier metadata {meta_path}: {err}") from err
