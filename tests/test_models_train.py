@@ -3,6 +3,8 @@
 import dataclasses
 
 import jax
+import json
+
 import numpy as np
 import pytest
 
@@ -208,3 +210,24 @@ def test_resume_refuses_other_training_data_and_unrecorded_folders(tmp_path, tin
     with pytest.raises(CheckpointError, match="without a record"):
         train(tiny_classifier, tiny_source, CONFIG, out_dir=tmp_path / "run", resume=True,
               progress=False)
+
+
+def test_weights_changed_in_place_after_saving_are_refused(tmp_path, tiny_classifier):
+    """Zeroed weight bytes keep the checkpoint's shapes (Orbax restores them); the fingerprint
+    saved with the classifier catches them."""
+    path = tiny_classifier.save(tmp_path / "model")
+    assert Classifier.load(path).fingerprint() == tiny_classifier.fingerprint()
+    biggest = max((f for f in (path / "variables").rglob("*") if f.is_file()),
+                  key=lambda f: f.stat().st_size)
+    data = bytearray(biggest.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(64)
+    biggest.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError):
+        Classifier.load(path)
+    path2 = tiny_classifier.save(tmp_path / "model2")  # a label renamed by hand
+    meta = json.loads((path2 / "classifier.json").read_text())
+    meta["label_names"][0] = "renamed"
+    (path2 / "classifier.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="fingerprint"):
+        Classifier.load(path2)

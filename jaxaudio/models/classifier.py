@@ -221,6 +221,7 @@ class Classifier:
             "label_names": list(self.label_names),
             "task": self.task,
             "excerpt_frames": self.excerpt_frames,
+            "fingerprint": self.fingerprint(),
         }
         (directory / _METADATA).write_text(json.dumps(meta, indent=2))
         return directory
@@ -252,12 +253,18 @@ class Classifier:
                 f"corrupt or incomplete checkpoint {directory / _VARIABLES}: "
                 f"{type(err).__name__}: {err}"
             ) from err
-        return cls(
+        clf = cls(
             frontend=frontend, model_name=meta["model_name"], model_kwargs=meta["model_kwargs"],
             variables=variables, mean=np.asarray(meta["mean"], np.float32),
             std=np.asarray(meta["std"], np.float32), label_names=tuple(meta["label_names"]),
             task=meta["task"], excerpt_frames=int(meta["excerpt_frames"]),
         )
+        saved = meta.get("fingerprint")  # absent in classifiers saved before it was recorded
+        if saved is not None and clf.fingerprint() != saved:
+            raise CheckpointError(
+                f"corrupt classifier {directory}: its weights or metadata do not match the "
+                f"fingerprint saved with them (changed after saving?)")
+        return clf
 
 
 def init_classifier(*, model_name: str, model_kwargs: dict, frontend: fe.FrontendConfig,
