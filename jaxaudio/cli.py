@@ -286,9 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("demo", help="the main job on the embedded synthetic data")
-    p.add_argument("--out", default="runs/demo")
-    p.add_argument("--preset", default="demo", choices=("smoke", "demo", "paper"))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    p.add_argument("--preset", default="demo", choices=("smoke", "demo", "paper"),
+                   help="sizes of every part (default: demo)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data, training and "
+                   "attacks (default: 0)")
     p.add_argument("--only", nargs="*", default=None, metavar="STUDY",
                    choices=[c for c, *_ in STUDY_COMMANDS],
                    help="run only these studies after the foundation (default: all; --only alone: none)")

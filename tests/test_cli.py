@@ -204,3 +204,13 @@ def test_foundation_page_shows_the_voice_errors_next_to_the_published_and_linear
         html or "frame error 10.0 %, 8.0 % after the 0.8 s median filter (p(sing) > 0.51)" in html
     assert "linear baseline (one log-mel frame) 27.0 %" in html
     assert "11.54 ± 0.96 %" in html
+
+
+def test_every_flag_has_help():
+    import argparse
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [(name, a.option_strings or a.dest) for name, sp in sub.choices.items()
+               for a in sp._actions if a.help is None and a.dest != "help"]
+    assert missing == []

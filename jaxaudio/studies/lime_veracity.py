@@ -104,7 +104,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="a saved singing voice detector "
                         "(Classifier.save folder) to audit instead of training one")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data split, training, "
+                        "excerpt draw and LIME sampling (default: 0)")
     parser.add_argument("--num-samples", type=int, default=None, help="LIME perturbation "
                         "samples per explanation (default: the preset's; the study used 8192)")
     parser.add_argument("--per-direction", type=int, default=None,
