@@ -214,3 +214,13 @@ def test_every_flag_has_help():
     missing = [(name, a.option_strings or a.dest) for name, sp in sub.choices.items()
                for a in sp._actions if a.help is None and a.dest != "help"]
     assert missing == []
+
+
+def test_preset_choices_are_listed_in_one_order():
+    import argparse
+
+    sub = next(a for a in cli.build_parser()._actions
+               if isinstance(a, argparse._SubParsersAction))
+    orders = {name: tuple(a.choices) for name, sp in sub.choices.items() for a in sp._actions
+              if "--preset" in a.option_strings}
+    assert set(orders.values()) == {("smoke", "demo", "paper")}, orders

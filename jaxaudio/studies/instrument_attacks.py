@@ -117,7 +117,7 @@ STUDY_PRESETS: dict[str, StudyPreset] = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The study's options (``experiments/instrument_attacks.py`` and ``jaxaudio attack``)."""
     add = parser.add_argument
-    add("--preset", choices=tuple(STUDY_PRESETS), default="demo",
+    add("--preset", choices=tasks.PRESETS, default="demo",
         help="sizes only: clips, seeds, iterations; every preset runs the paper's attack "
              "settings (default: demo; paper = the published sizes, docs/studies.md §1)")
     add("--data", help="FSDKaggle2019 root folder (default: the embedded synthetic data)")
