@@ -123,8 +123,8 @@ def frontend_for(task: str) -> fe.FrontendConfig:
 # Data
 # ----------------------------------------------------------------------------------------------
 def load_split(dataset: str, split: str, *, preset_name: str = "demo", seed: int = 0,
-               data: Optional[str] = None):
-    """Load ``split`` of ``dataset``.
+               data: Optional[str] = None, progress: bool = True):
+    """Load ``split`` of ``dataset`` (``progress``: the real loaders' bar over files).
 
     Splits: instruments ``"train"`` (curated), ``"noisy"``, ``"test"``; voice ``"train"``,
     ``"valid"``, ``"test"``. Real datasets need ``data`` (their root folder). For FSDKaggle2019,
@@ -156,15 +156,15 @@ def load_split(dataset: str, split: str, *, preset_name: str = "demo", seed: int
         from jaxaudio.data.fsdkaggle import fsdkaggle_split, load_fsdkaggle2019
 
         if split == "noisy":
-            return load_fsdkaggle2019(data, split="noisy")
+            return load_fsdkaggle2019(data, split="noisy", progress=progress)
         if split not in ("train", "test", "valid"):
             raise ValueError(f"unknown split {split!r} for {dataset}")
-        curated = load_fsdkaggle2019(data, split="curated")
+        curated = load_fsdkaggle2019(data, split="curated", progress=progress)
         train, valid = fsdkaggle_split(curated, fraction=0.25, seed=seed)
         return train if split == "train" else valid
     from jaxaudio.data.jamendo import load_jamendo
 
-    return load_jamendo(data, split=split)
+    return load_jamendo(data, split=split, progress=progress)
 
 
 def instrument_splits(*, num_curated: Optional[int], num_noisy: Optional[int],

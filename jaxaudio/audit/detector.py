@@ -12,15 +12,16 @@ import dataclasses
 import json
 import pathlib
 
-__all__ = ["training_settings", "train_stage", "errors_stage", "detector_row",
-           "training_deviations"]
+__all__ = ["voice_split", "training_settings", "train_stage", "errors_stage",
+           "detector_row", "training_deviations"]
 
 
-def _split(data, split, preset, seed):
+def voice_split(data, split: str, preset: str, seed: int, *, progress: bool = True):
+    """``split`` of the synthetic songs (``data`` None) or of Jamendo-VAD at ``data``."""
     from jaxaudio import tasks
 
     return tasks.load_split("jamendo" if data else "synth-voice", split, preset_name=preset,
-                            seed=seed, data=data)
+                            seed=seed, data=data, progress=progress)
 
 
 def training_settings(preset: str, sp) -> dict:
@@ -53,7 +54,8 @@ def train_stage(stage_dir, *, train_dir, progress, preset, seed, data, training)
                                         "training": training}, sort_keys=True,
                                        default=str).encode()).hexdigest()[:12]
     clf = tasks.new_classifier("voice", p, seed=seed)
-    source = tasks.example_source("voice", _split(data, "train", preset, seed), p, clf.frontend)
+    songs = voice_split(data, "train", preset, seed, progress=progress)
+    source = tasks.example_source("voice", songs, p, clf.frontend)
     config = tasks.train_config("voice", p, seed=seed)
     result = train(clf, source, config, out_dir=pathlib.Path(train_dir) / digest, resume=True,
                    progress=progress)
@@ -68,12 +70,12 @@ def errors_stage(stage_dir, *, clf, data, preset, seed, frame_step, threshold, m
     from jaxaudio import tasks
     from jaxaudio.baselines import voice_linear_baseline
 
-    test = _split(data, "test", preset, seed)
+    test = voice_split(data, "test", preset, seed)
     out = tasks.evaluate_songs(clf, test, frame_step=frame_step, threshold=threshold,
                                median_seconds=median_seconds)
     if linear_baseline:
         out["linear_baseline"] = voice_linear_baseline(
-            _split(data, "train", preset, seed), test, frame_step=frame_step,
+            voice_split(data, "train", preset, seed), test, frame_step=frame_step,
             threshold=threshold, median_seconds=median_seconds)
     return out
 

@@ -295,7 +295,8 @@ def _classifier(runner, out: pathlib.Path, *, dataset, preset, seed, data, model
             context={"progress": progress, "train_dir": out / "train" / (
                          f"{preset}-seed{seed}" + ("" if data else f"-{SYNTHETIC_DATA}")),
                      "load_train": lambda: tasks.load_split(dataset, "train", preset_name=preset,
-                                                            seed=seed, data=data)})
+                                                            seed=seed, data=data,
+                                                            progress=progress)})
         clf, info = Classifier.load(trained.path / "model"), {
             "source": "trained" if trained.computed else "trained earlier",
             "path": str(trained.path / "model"), "epochs": trained["epochs"],
@@ -392,7 +393,8 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
     clf, model_info = _classifier(runner, out, **split, data=data, model=model,
                                   progress=progress)
     s = _stages(runner, sp, clf, selected, split=split, load_test=functools.cache(
-        lambda: tasks.load_split(dataset, "test", preset_name=preset, seed=seed, data=data)))
+        lambda: tasks.load_split(dataset, "test", preset_name=preset, seed=seed, data=data,
+                                 progress=progress)))
     aset, names = s["attack_set"], list(clf.label_names)
     evaluation.write_report_arrays(out / "arrays", aset, s["runs"], s["sweep"])
     listening = {name: evaluation.listening_examples(

@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from jaxaudio.audit.detector import (detector_row, errors_stage, train_stage,  # noqa: F401
-                                    training_deviations, training_settings)
+                                    training_deviations, training_settings, voice_split)
 
 NAME = "lime_veracity"
 TITLE = "Study 3: auditing LIME explanations with adversaries"
@@ -144,20 +144,13 @@ def _key(seed, stream) -> jax.Array:
     return jax.random.fold_in(jax.random.key(seed), stream)
 
 
-def _split(data, split, preset, seed):
-    from jaxaudio import tasks
-
-    return tasks.load_split("jamendo" if data else "synth-voice", split, preset_name=preset,
-                            seed=seed, data=data)
-
-
 def _songs(stage_dir, *, clf, data, progress, preset, seed, songs, stretch_frames, threshold):
     """Frame accuracy on the test split; the stretch of each attacked song, its clean
     decisions (threshold ``threshold``) and true labels (:mod:`jaxaudio.audit.stretch`)."""
     from jaxaudio import tasks
     from jaxaudio.audit import excerpts, stretch
 
-    test = _split(data, "test", preset, seed)
+    test = voice_split(data, "test", preset, seed, progress=progress)
     hop, step = clf.frontend.hop_length, tasks.preset("voice", preset).eval_frame_step
     table = excerpts.frame_table(clf, test.waves, lambda i: test.frame_labels(i, hop_length=hop),
                                  frame_step=step, progress=progress)
