@@ -357,6 +357,10 @@ def main(argv=None) -> int:
     except ValueError as err:  # bad input: one clear line, no traceback
         print(f"jaxaudio: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the file system said no (permissions, a full disk, ...)
+        print(f"jaxaudio: error: {err.strerror or err}"
+              + (f": {err.filename}" if getattr(err, "filename", None) else ""), file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         out = getattr(args, "out", None)
         kept = f"finished stages and checkpoints under {out} are kept; " if out else ""

@@ -224,3 +224,13 @@ def test_preset_choices_are_listed_in_one_order():
     orders = {name: tuple(a.choices) for name, sp in sub.choices.items() for a in sp._actions
               if "--preset" in a.option_strings}
     assert set(orders.values()) == {("smoke", "demo", "paper")}, orders
+
+
+def test_file_system_errors_are_one_line(monkeypatch, tmp_path, capsys):
+    def refused(args):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "out"))
+
+    monkeypatch.setattr(cli, "cmd_report", refused)
+    assert cli.main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"jaxaudio: error: Permission denied: {tmp_path / 'out'}"
