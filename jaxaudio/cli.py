@@ -133,14 +133,11 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     """Classify the user's audio files with a saved classifier; prints a table and writes
     ``predictions.csv`` into ``--out``."""
-    from jaxaudio.models import Classifier
+    from jaxaudio.models import load_classifier
     from jaxaudio.predict import collect_audio, predict_files, write_predictions_csv
 
     files, skipped = collect_audio(args.audio)
-    try:
-        clf = Classifier.load(args.model)
-    except ValueError as err:
-        raise ValueError(f"--model: {err}") from None
+    clf = load_classifier(args.model)
     rows = predict_files(clf, files, top=args.top, progress=not args.no_progress)
     for r in rows:
         if "segments" in r:
@@ -159,12 +156,9 @@ def cmd_explain(args) -> int:
     """Explain a saved classifier's decision on one excerpt of the user's audio file; writes
     ``explanation.json`` and ``explanation.png`` into ``--out``."""
     from jaxaudio.explain import files as xf
-    from jaxaudio.models import Classifier
+    from jaxaudio.models import load_classifier
 
-    try:
-        clf = Classifier.load(args.model)
-    except ValueError as err:
-        raise ValueError(f"--model: {err}") from None
+    clf = load_classifier(args.model)
     excerpt, seconds = xf.file_excerpt(clf, args.audio, start=args.start)
     exp = xf.explain_excerpt(clf, excerpt, method=args.method, label=args.label,
                              num_samples=args.num_samples, seed=args.seed,

@@ -77,12 +77,12 @@ def sing_segments(probs: np.ndarray, *, frames_per_second: float,
     """``[(start_s, end_s), ...]`` where the median-filtered p(sing) of consecutive frames
     (``probs``, one per frame, frame ``i`` at ``i / frames_per_second`` s) exceeds
     ``threshold``."""
-    from scipy import ndimage
+    from jaxaudio.tasks import median_smoothed
 
     p = np.asarray(probs, np.float64)
     if median_seconds > 0 and p.size:
-        size = int(round(median_seconds * frames_per_second)) // 2 * 2 + 1
-        p = ndimage.median_filter(p, size=size, mode="nearest")
+        p = median_smoothed(p, frames_per_second=frames_per_second,
+                            median_seconds=median_seconds)
     sung = np.concatenate([[False], p > threshold, [False]])
     edges = np.flatnonzero(np.diff(sung.astype(np.int8)))
     return [(float(a / frames_per_second), float(b / frames_per_second))

@@ -334,6 +334,14 @@ def song_frame_probabilities(classifier: Classifier, wave: np.ndarray, *, frame_
     return frames, 1.0 / (1.0 + np.exp(-logits[:, 0]))
 
 
+def median_smoothed(probs, *, frames_per_second: float, median_seconds: float,
+                    frame_step: int = 1) -> np.ndarray:
+    """``probs`` (one song's p(sing) of every ``frame_step``-th frame) after a sliding median
+    over ``median_seconds`` (an odd number of evaluated frames, edges repeated)."""
+    window = int(round(median_seconds * frames_per_second / frame_step)) // 2 * 2 + 1
+    return ndimage.median_filter(np.asarray(probs), size=window, mode="nearest")
+
+
 def frame_errors(probs, labels, *, frames_per_second: float, frame_step: int = 1,
                  median_seconds: float = VOICE_MEDIAN_SECONDS,
                  threshold: float = VOICE_THRESHOLD) -> dict:
@@ -358,8 +366,9 @@ def frame_errors(probs, labels, *, frames_per_second: float, frame_step: int = 1
            "sing_fraction": float(flat_y.mean()), "num_frames": int(len(flat_y)),
            "frame_step": int(frame_step)}
     if median_seconds > 0:
-        window = int(round(median_seconds * frames_per_second / frame_step)) // 2 * 2 + 1
-        smoothed = [ndimage.median_filter(p, size=window, mode="nearest") for p in probs]
+        smoothed = [median_smoothed(p, frames_per_second=frames_per_second,
+                                    median_seconds=median_seconds, frame_step=frame_step)
+                    for p in probs]
         acc_f = float(metrics.frame_accuracy(np.concatenate(smoothed), flat_y,
                                              threshold=threshold))
         out.update({"accuracy_median_filtered": acc_f, "error_median_filtered": 1.0 - acc_f,

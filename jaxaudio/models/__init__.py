@@ -6,6 +6,7 @@ from jaxaudio.models.classifier import (
     Classifier,
     build_module,
     init_classifier,
+    load_classifier,
     register_model,
 )
 from jaxaudio.models.cnn import AveragePoolCNN
@@ -13,5 +14,5 @@ from jaxaudio.models.voice import SingingVoiceDetector, ZeroMeanConv
 
 __all__ = [
     "MODELS", "AveragePoolCNN", "CheckpointError", "Classifier", "SingingVoiceDetector",
-    "ZeroMeanConv", "build_module", "init_classifier", "register_model",
+    "ZeroMeanConv", "build_module", "init_classifier", "load_classifier", "register_model",
 ]

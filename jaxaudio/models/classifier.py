@@ -267,6 +267,14 @@ class Classifier:
         return clf
 
 
+def load_classifier(directory, *, flag: str = "--model") -> Classifier:
+    """:meth:`Classifier.load` for a command-line value: a failure names ``flag``."""
+    try:
+        return Classifier.load(directory)
+    except ValueError as err:
+        raise CheckpointError(f"{flag}: {err}") from None
+
+
 def init_classifier(*, model_name: str, model_kwargs: dict, frontend: fe.FrontendConfig,
                     label_names, task: str, excerpt_frames: int, key,
                     mean=None, std=None) -> Classifier:

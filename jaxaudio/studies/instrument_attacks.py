@@ -31,7 +31,7 @@ import numpy as np
 from jaxaudio import attacks, evaluation, metrics, report, tasks
 from jaxaudio.attacks import DEFAULT_FFT_SIZES
 from jaxaudio.data import SYNTHETIC_DATA
-from jaxaudio.models import Classifier
+from jaxaudio.models import Classifier, load_classifier
 from jaxaudio.pipeline import Runner, atomic_write_text
 from jaxaudio.train import train
 
@@ -161,10 +161,7 @@ def run_on_files(args) -> int:
         raise ValueError("give either --label or --labels, not both")
     files, skipped = collect_audio(args.audio)
     labels = attack_files.read_labels_csv(args.labels) if args.labels else {}
-    try:
-        clf = Classifier.load(args.model)
-    except ValueError as err:
-        raise ValueError(f"--model: {err}") from None
+    clf = load_classifier(args.model)
     if clf.task != "multiclass":
         raise ValueError(f"--model: attacking files needs a multiclass classifier, got task "
                          f"{clf.task!r}")
