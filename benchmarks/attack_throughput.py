@@ -199,24 +199,24 @@ def early_stop_efficiency(clf, waves, labels, *, slots, max_iterations) -> list[
     iterations = np.concatenate(iters)
     useful = int(core.useful_steps(iterations, max_iterations).sum())
     rows.append({"mode": "plain batches (wait for the slowest)", "examples": n, "slots": slots,
-                 "seconds": t_plain, "examples_per_s": n / t_plain, "loop_iterations": loop_steps,
+                 "seconds": t_plain, "examples_per_s": n / t_plain, "slot_steps": slots * loop_steps,
                  "useful_example_steps": useful, "efficiency": useful / (slots * loop_steps)})
 
     queue = attacks.make_attack("pgd", clf.logits_fn, random_start=True, slots=slots)
     jax.block_until_ready(queue(x, y, tgt, keys, hyper, steps_max)[0].adversarial)
     t0 = time.perf_counter()
-    res, steps = queue(x, y, tgt, keys, hyper, steps_max)
+    res, slot_steps = queue(x, y, tgt, keys, hyper, steps_max)
     jax.block_until_ready(res.adversarial)
     t_queue = time.perf_counter() - t0
     same = bool(np.array_equal(np.asarray(res.iterations), iterations))
     rows.append({"mode": "refilled queue", "examples": n, "slots": slots, "seconds": t_queue,
-                 "examples_per_s": n / t_queue, "loop_iterations": int(steps),
+                 "examples_per_s": n / t_queue, "slot_steps": int(slot_steps),
                  "useful_example_steps": useful,
-                 "efficiency": useful / (slots * int(steps)),
+                 "efficiency": useful / int(slot_steps),
                  "same_iterations_as_plain": same})
     for r in rows:
-        print(f"{r['mode']:38s} {r['examples_per_s']:7.2f} ex/s, loop {r['loop_iterations']:5d}"
-              f" iterations, efficiency {r['efficiency']:.3f}", flush=True)
+        print(f"{r['mode']:38s} {r['examples_per_s']:7.2f} ex/s, {r['slot_steps']:6d}"
+              f" example-steps, efficiency {r['efficiency']:.3f}", flush=True)
     return rows
 
 

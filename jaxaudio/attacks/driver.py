@@ -49,7 +49,13 @@ def run_on_device(loop: Loop):
 
 class HostLoop(NamedTuple):
     """A loop driven from the host: jitted ``init(*args)``, ``body(carry, *args) -> (carry,
-    active)`` (the carry is donated) and ``finish(carry, *args)``; calling it runs them all.
+    status)`` (the carry is donated; ``status`` int32 ``[any active, occupied slots]``) and
+    ``finish(carry, *args)``; calling it runs them all.
+
+    With ``shrink`` (the refilled queue), the batch is halved whenever at most half of its
+    slots are still occupied (``shrink(carry, size, *args)``, compiled once per size): on the
+    CPU a step costs in proportion to its slots, and the slowest examples left at the end of a
+    queue would otherwise be stepped alongside empty slots. Results do not change.
 
     The pieces can also be stepped by hand (e.g. to look at every iterate). ``on_step``, if
     given, is called after every iteration (a progress bar's ``update``).
@@ -58,23 +64,31 @@ class HostLoop(NamedTuple):
     init: Callable
     body: Callable
     finish: Callable
+    shrink: Optional[Callable] = None
 
     def __call__(self, *args, on_step: Optional[Callable[[], object]] = None):
         carry = self.init(*args)
+        size = jax.tree.leaves(carry)[0].shape[0] if self.shrink is not None else 0
         active = True  # every example starts running (step 0 < max_iterations >= 1)
         while active:
-            carry, any_active = self.body(carry, *args)
+            carry, status = self.body(carry, *args)
+            any_active, occupied = (int(v) for v in status)
             active = bool(any_active)
             if on_step is not None:
                 on_step()
+            if self.shrink is not None and active and occupied <= size // 2:
+                while occupied <= size // 2:
+                    size //= 2
+                carry = self.shrink(carry, size, *args)
         return self.finish(carry, *args)
 
 
-def drive(build: Callable[..., Loop], mode: str) -> Callable:
+def drive(build: Callable[..., Loop], mode: str, *, shrink: bool = False) -> Callable:
     """Compile ``run(*args) = finish(body^k(init()))`` for ``build(*args) -> Loop``.
 
     ``"device"``: one jitted call. ``"host"``: a :class:`HostLoop` (one jitted iteration per
-    step, ``active`` read back once per iteration).
+    step, its status read back once per iteration); with ``shrink`` (a program with
+    ``occupancy``/``shrink``, the refilled queue) the host loop narrows the batch at the end.
     """
     if mode == "device":
         return jax.jit(lambda *args: run_on_device(build(*args)))
@@ -82,19 +96,24 @@ def drive(build: Callable[..., Loop], mode: str) -> Callable:
     def body(carry, *args):
         loop = build(*args)
         carry = loop.body(carry)
-        return carry, loop.active(carry)
+        occupied = loop.occupancy(carry) if shrink else jnp.zeros((), jnp.int32)
+        return carry, jnp.stack([loop.active(carry).astype(jnp.int32), occupied])
+
+    def narrow(carry, size, *args):
+        return build(*args).shrink(carry, size)
 
     return HostLoop(init=jax.jit(lambda *args: build(*args).init()),
                     body=jax.jit(body, donate_argnums=0),
-                    finish=jax.jit(lambda carry, *args: build(*args).finish(carry)))
+                    finish=jax.jit(lambda carry, *args: build(*args).finish(carry)),
+                    shrink=jax.jit(narrow, static_argnums=1) if shrink else None)
 
 
 def attack_queue(spec: AttackSpec, logits_fn: LogitsFn, x, goal: Goal, keys, *, slots: int,
                  max_iterations, config: AttackConfig):
     """Run :func:`~jaxaudio.attacks.loop.queue_loop` on device (traceable; not jitted here).
 
-    Returns ``(AttackResult, loop_steps)``: per-example results ``(N, ...)`` equal to those of
-    every example run alone, and the number of batched loop iterations.
+    Returns ``(AttackResult, slot_steps)``: per-example results ``(N, ...)`` equal to those of
+    every example run alone, and the example-steps computed (``slots`` × loop iterations).
     """
     return run_on_device(queue_loop(spec, logits_fn, x, goal, keys, slots=slots,
                                     max_iterations=max_iterations, config=config))
@@ -116,7 +135,8 @@ def compile_attack(logits_fn: LogitsFn, config: AttackConfig, factory: Callable[
     ``(batch,)`` (target ``-1`` = untargeted), ``keys`` ``(batch,)`` typed PRNG keys, ``hyper``
     and int32 ``max_iterations`` (traced). It returns an ``AttackResult``; with ``slots=B``
     the batch runs as a queue through ``B`` refilled slots and it returns ``(AttackResult,
-    loop_steps)``; with ``sweep=True`` every ``hyper`` leaf carries a leading axis that is
+    slot_steps)`` (example-steps computed; the host loop halves the batch at the end whenever
+    half of its slots are empty); with ``sweep=True`` every ``hyper`` leaf carries a leading axis that is
     vmapped over and a :class:`SweepResult` is returned (always on device; ``eps`` required).
 
     ``loop``: ``"device"``, ``"host"`` or ``None`` = :func:`default_loop`.
@@ -144,7 +164,7 @@ def _compile_attack(logits_fn, config, factory, options, sweep, slots, loop):
                           max_iterations=max_iterations, config=config)
 
     if not sweep:
-        return drive(build, loop)
+        return drive(build, loop, shrink=slots is not None)
 
     def run_sweep(x, labels, targets, keys, hyper, max_iterations):
         def one(h):

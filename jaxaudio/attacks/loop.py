@@ -26,7 +26,7 @@ A batch runs as one of two :class:`Loop` programs, both driven by
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -38,16 +38,24 @@ from jaxaudio.attacks.containers import (AttackConfig, AttackResult, AttackSpec,
 from jaxaudio.attacks.pieces import config_decision, materialize, region_energy, snr_db_example
 
 __all__ = ["Loop", "running", "init_state", "step", "finalize", "plain_loop", "queue_loop",
-           "queue_init", "queue_body", "queue_active", "queue_finish", "useful_steps"]
+           "queue_init", "queue_body", "queue_active", "queue_occupancy", "queue_shrink",
+           "queue_finish", "useful_steps"]
 
 
 class Loop(NamedTuple):
-    """A batch loop program: ``finish(body(...body(init())))`` while ``active(carry)``."""
+    """A batch loop program: ``finish(body(...body(init())))`` while ``active(carry)``.
+
+    ``occupancy(carry) -> int32`` and ``shrink(carry, size) -> carry`` (static ``size``) are
+    given by programs whose batch can be narrowed once fewer examples remain (the refilled
+    queue); a host-driven loop then steps fewer slots (see :func:`queue_shrink`).
+    """
 
     init: Callable[[], Any]
     body: Callable[[Any], Any]
     active: Callable[[Any], Any]
     finish: Callable[[Any], Any]
+    occupancy: Optional[Callable[[Any], Any]] = None
+    shrink: Optional[Callable[[Any, int], Any]] = None
 
 
 def _one_example_logits(logits_fn: LogitsFn):
@@ -202,13 +210,35 @@ def queue_init(spec: AttackSpec, x, goal: Goal, keys, *, slots: int,
     no_opt = state0._replace(opt_state=None)
     done0 = jax.tree.map(lambda a: jnp.zeros((n,) + a.shape[1:], a.dtype), no_opt)
     return QueueState(slot_index=first, next_index=jnp.asarray(slots, jnp.int32),
-                      loop_steps=jnp.zeros((), jnp.int32), x=x[:slots],
+                      loop_steps=jnp.zeros((), jnp.int32),
+                      slot_steps=jnp.zeros((), jnp.int32), x=x[:slots],
                       goal=_gather(goal, first), state=state0, done=done0)
 
 
 def queue_active(carry: QueueState):
     """Whether any slot still holds an unfinished example."""
     return jnp.any(carry.slot_index < carry.done.step.shape[0])
+
+
+def queue_occupancy(carry: QueueState):
+    """int32: slots holding an unfinished example. While examples wait, every slot is full
+    (finished slots are refilled at once), so fewer means the queue is empty."""
+    return jnp.sum((carry.slot_index < carry.done.step.shape[0]).astype(jnp.int32))
+
+
+def queue_shrink(carry: QueueState, size: int) -> QueueState:
+    """The same queue through ``size`` slots: the occupied slots first, in order.
+
+    Only valid once no example waits and at most ``size`` slots are occupied
+    (:func:`queue_occupancy`). Why: the examples left at the end of a queue are the slowest
+    ones, and stepping the emptied slots alongside them is wasted work; on the CPU a step's
+    cost is proportional to the number of slots, so the host driver halves the batch whenever
+    half of it is empty. Each example keeps its own state, so results do not change.
+    """
+    empty = carry.slot_index >= carry.done.step.shape[0]
+    keep = jnp.argsort(empty, stable=True)[:size]
+    return carry._replace(slot_index=carry.slot_index[keep], x=carry.x[keep],
+                          goal=_gather(carry.goal, keep), state=_gather(carry.state, keep))
 
 
 def _refill(spec, x, goal, keys, max_iterations, c: QueueState, just_done) -> QueueState:
@@ -239,7 +269,8 @@ def queue_body(spec: AttackSpec, logits_fn: LogitsFn, x, goal: Goal, keys, carry
     out_index = jnp.where(just_done, carry.slot_index, n)
     done = jax.tree.map(lambda buf, v: buf.at[out_index].set(v, mode="drop"), carry.done,
                         state._replace(opt_state=None))
-    carry = carry._replace(state=state, done=done, loop_steps=carry.loop_steps + 1)
+    carry = carry._replace(state=state, done=done, loop_steps=carry.loop_steps + 1,
+                           slot_steps=carry.slot_steps + carry.x.shape[0])
 
     def refill(c, just_done):
         return _refill(spec, x, goal, keys, max_iterations, c, just_done)
@@ -250,8 +281,8 @@ def queue_body(spec: AttackSpec, logits_fn: LogitsFn, x, goal: Goal, keys, carry
 
 def queue_finish(spec: AttackSpec, logits_fn: LogitsFn, x, goal: Goal, carry: QueueState,
                  config: AttackConfig):
-    """:func:`finalize` every example from its written-out state -> ``(result, loop_steps)``."""
-    return _finalize_batch(spec, logits_fn, x, goal, carry.done, config), carry.loop_steps
+    """:func:`finalize` every example from its written-out state -> ``(result, slot_steps)``."""
+    return _finalize_batch(spec, logits_fn, x, goal, carry.done, config), carry.slot_steps
 
 
 def queue_loop(spec: AttackSpec, logits_fn: LogitsFn, x, goal: Goal, keys, *, slots: int,
@@ -263,8 +294,9 @@ def queue_loop(spec: AttackSpec, logits_fn: LogitsFn, x, goal: Goal, keys, *, sl
     :func:`step`); every slot whose example has finished writes that example's final
     :class:`LoopState` out and is loaded with the next waiting example (:func:`init_state`).
     Each example still runs its own trajectory from its own start, so the results equal those
-    of every example run alone. ``finish`` returns ``(AttackResult, loop_steps)``: the work
-    done is ``slots * loop_steps`` example-steps.
+    of every example run alone. ``finish`` returns ``(AttackResult, slot_steps)``: the work
+    done in example-steps (``slots`` times the loop iterations, less where a host-driven loop
+    narrowed the batch at the end with :func:`queue_shrink`).
     """
     return Loop(
         init=lambda: queue_init(spec, x, goal, keys, slots=slots, max_iterations=max_iterations),
@@ -272,6 +304,8 @@ def queue_loop(spec: AttackSpec, logits_fn: LogitsFn, x, goal: Goal, keys, *, sl
                                   max_iterations=max_iterations, config=config),
         active=queue_active,
         finish=lambda c: queue_finish(spec, logits_fn, x, goal, c, config),
+        occupancy=queue_occupancy,
+        shrink=queue_shrink,
     )
 
 

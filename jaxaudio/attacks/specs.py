@@ -128,7 +128,7 @@ def make_attack(method: Union[str, Callable], logits_fn, *, slots: Optional[int]
     :func:`jaxaudio.attacks.pgd`, ...
 
     With ``slots=B`` the batch runs as a refilled queue through ``B`` slots and ``fn`` returns
-    ``(AttackResult, loop_steps)``. ``loop``: ``"device"``, ``"host"`` or ``None`` (see
+    ``(AttackResult, slot_steps)`` (example-steps computed). ``loop``: ``"device"``, ``"host"`` or ``None`` (see
     :func:`jaxaudio.attacks.driver.default_loop`).
     """
     factory = FACTORIES.get(method) if isinstance(method, str) else method
