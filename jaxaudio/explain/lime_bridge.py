@@ -297,8 +297,11 @@ def _predict_chunk(predict_fn, spec, masks, baseline, z):
 
 
 def _batch_sharding(chunk: int):
-    """Shard a chunk's batch axis over all local devices when it divides evenly, else None."""
-    devices = jax.devices()
+    """Shard a chunk's batch axis over all local devices when it divides evenly, else None.
+
+    Local: in a multi-process job (:mod:`jaxaudio.distributed`) each process explains its own
+    excerpts on its own devices."""
+    devices = jax.local_devices()
     if len(devices) < 2 or chunk % len(devices):
         return None
     mesh = jax.sharding.Mesh(np.asarray(devices), ("batch",))
