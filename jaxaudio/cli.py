@@ -303,25 +303,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _use_compilation_cache() -> None:
-    """Keep compiled XLA programs in jaxaudio's own cache folder, so a rerun (or another
-    process compiling the same attack) loads them instead of compiling again.
-
-    ``JAXAUDIO_COMPILATION_CACHE`` sets the folder (default ``~/.cache/jaxaudio/xla``); an
-    empty value turns the cache off.
-    """
-    import os
-
-    folder = os.environ.get("JAXAUDIO_COMPILATION_CACHE",
-                            str(pathlib.Path.home() / ".cache" / "jaxaudio" / "xla"))
-    if not folder:
-        return
-    import jax
-
-    jax.config.update("jax_compilation_cache_dir", folder)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-
-
 #: Integer flags and their least allowed value, checked before any work starts.
 _AT_LEAST = {"seed": 0, "epochs": 1, "seeds": 1, "num_clips": 1, "num_samples": 1,
              "per_direction": 1, "top": 1}
@@ -345,8 +326,11 @@ def main(argv=None) -> int:
         _check_args(args)
         import matplotlib
 
-        matplotlib.use("Agg")  # the command draws figures to files only; library code never
-        _use_compilation_cache()  # chooses a backend
+        # The command draws figures to files only; library code never chooses a backend.
+        matplotlib.use("Agg")
+        from jaxaudio.xla_cache import use_compilation_cache
+
+        use_compilation_cache()
         return args.func(args)
     except ValueError as err:  # bad input: one clear line, no traceback
         print(f"jaxaudio: error: {err}", file=sys.stderr)

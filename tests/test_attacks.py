@@ -687,3 +687,17 @@ def test_progress_bar_counts_loop_steps_and_changes_nothing(pgd_result, monkeypa
     if attacks.driver.default_loop() == "host":  # one update per step until all have stopped
         slowest = int(np.asarray(pgd_result.iterations).max())
         assert slowest <= len(updates) - 1 <= min(slowest + 1, FAST["max_iterations"])
+
+
+def test_pgd_sign_step_moves_by_the_full_step_each_iteration():
+    """step="sign": every iterate moves each sample by exactly learning_rate (until the
+    projection), where the default Adam steps are at most that."""
+    hyper = dict(eps=1.0, learning_rate=1e-4, max_iterations=3)
+    res = attacks.pgd(logits_fn, WAVES, LABELS, key=KEYS, random_start=False, step="sign",
+                      early_stop=False, clip_min=-10.0, clip_max=10.0, **hyper)
+    moved = np.abs(np.asarray(res.perturbation))
+    assert np.all(moved <= 3 * 1e-4 + 1e-7)
+    # Some samples moved by a whole number of steps (1 or 3 times the step size).
+    assert np.isclose(moved, 1e-4, atol=1e-7).any() or np.isclose(moved, 3e-4, atol=1e-7).any()
+    with pytest.raises(ValueError, match="step"):
+        attacks.pgd(logits_fn, WAVES, LABELS, key=KEYS, step="momentum")

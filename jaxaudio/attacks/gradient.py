@@ -155,7 +155,8 @@ def pgd(logits_fn, x, labels, *, key, eps: float = 5e-4, learning_rate: float = 
         threshold: float = 0.5, output_index: int = 0, domain: str = "waveform",
         clip_min: Optional[float] = None, clip_max: Optional[float] = None,
         quantize_16bit: bool = False, min_samples: Optional[int] = None,
-        slots: Optional[int] = None, progress: Optional[str] = None) -> AttackResult:
+        slots: Optional[int] = None, progress: Optional[str] = None,
+        step: str = "signed_adam") -> AttackResult:
     """Projected gradient descent with signed-gradient Adam (the paper's "PGDn").
 
     Uniform random start in ``[-eps, eps]``; each step ascends the cross-entropy of the true
@@ -173,6 +174,10 @@ def pgd(logits_fn, x, labels, *, key, eps: float = 5e-4, learning_rate: float = 
         (``||x||`` over the SNR region), so the result's ``snr_db >= snr_db`` ("at least 40 dB").
         With ``quantize_16bit`` this holds exactly when ``x`` is on the 16-bit grid.
       random_start: set False to start from ``delta = 0``.
+      step: ``"signed_adam"`` (default, the paper's) or ``"sign"``: the classic fixed step
+        ``learning_rate · sign(gradient)`` of Madry et al. (Foolbox's ``LinfPGD``), which moves
+        by the full step every iteration where Adam's moments shrink it when the gradient's
+        sign flips (``benchmarks/attack_throughput.py`` compares them at equal steps).
       slots: with early stopping, run the batch as a queue through this many parallel slots:
         a slot whose example has finished is refilled with the next waiting example inside the
         compiled loop (:func:`jaxaudio.attacks.core.attack_queue`), so finished examples do
@@ -189,7 +194,11 @@ def pgd(logits_fn, x, labels, *, key, eps: float = 5e-4, learning_rate: float = 
                  learning_rate=check_positive("learning_rate", learning_rate))
     max_iterations = check_max_iterations(max_iterations)
     slots = check_slots(slots)
+    if step not in specs.STEPS:
+        raise ValueError(f"step must be one of {specs.STEPS}, got {step!r}")
     options = dict(norm="linf", random_start=bool(random_start))
+    if step != "signed_adam":  # the default stays out of the options: one compiled program
+        options["step"] = step
     if snr_db is not None:
         hyper["snr_db"] = validation.check_finite("snr_db", snr_db, "a finite number of dB or None")
         options.update(norm="snr_l2", snr_margin=validation.default_snr_margin(domain))

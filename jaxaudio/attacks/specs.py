@@ -24,11 +24,15 @@ import optax
 from jaxaudio.attacks import driver, losses, pieces, validation
 from jaxaudio.attacks.containers import AttackConfig, AttackSpec
 
-__all__ = ["NORMS", "fgsm", "pgd", "carlini_wagner", "multiscale_carlini_wagner", "FACTORIES",
+__all__ = ["NORMS", "STEPS", "fgsm", "pgd", "carlini_wagner", "multiscale_carlini_wagner", "FACTORIES",
            "make_attack"]
 
 #: Constraint sets of :func:`pgd`.
 NORMS = ("linf", "l2", "snr_l2")
+
+#: Step rules of :func:`pgd`: the paper's Adam on the sign of the gradient, or the classic
+#: fixed step ``learning_rate · sign(gradient)`` (Madry et al.; Foolbox's ``LinfPGD``).
+STEPS = ("signed_adam", "sign")
 
 
 def _classification_only(x, x_adv, class_loss):
@@ -47,8 +51,10 @@ def fgsm(*, eps) -> AttackSpec:
 
 
 def pgd(*, eps, learning_rate, norm: str = "linf", snr_db=None, random_start: bool = True,
-        snr_margin: int = 2048) -> AttackSpec:
+        snr_margin: int = 2048, step: str = "signed_adam") -> AttackSpec:
     """Signed-gradient Adam on the classification loss, projected after every step.
+
+    ``step="sign"`` replaces Adam by the classic fixed step ``learning_rate · sign(grad)``.
 
     ``norm``: ``"linf"`` (L∞ ball of radius ``eps``, uniform start in it), ``"l2"`` (L2 ball
     of radius ``eps``, uniform start in it) or ``"snr_l2"`` (per example the L2 ball of radius
@@ -66,9 +72,15 @@ def pgd(*, eps, learning_rate, norm: str = "linf", snr_db=None, random_start: bo
         start = pieces.uniform_start(eps)
     else:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    if step == "signed_adam":
+        optimizer = pieces.signed_adam(learning_rate)
+    elif step == "sign":
+        optimizer = optax.chain(pieces.sign_gradient(), optax.scale(-learning_rate))
+    else:
+        raise ValueError(f"step must be one of {STEPS}, got {step!r}")
     return AttackSpec(
         objective=_classification_only,
-        optimizer=pieces.signed_adam(learning_rate),
+        optimizer=optimizer,
         project=project,
         init_delta=start if random_start else pieces.zero_start(),
     )
