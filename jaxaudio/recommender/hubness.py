@@ -119,7 +119,7 @@ def mp_gaussian(d):
     mu, sd = _offdiag_stats(d)
     p_i = ndtr(-(d - mu[:, None]) / sd[:, None])
     p_j = ndtr(-(d - mu[None, :]) / sd[None, :])
-    mp = 1.0 - p_i * p_j
+    mp = jnp.clip(1.0 - p_i * p_j, 0.0, 1.0)
     return jnp.where(jnp.eye(d.shape[0], dtype=bool), 0.0, mp)
 
 
@@ -135,7 +135,7 @@ def mp_empirical(d):
 
     def row(di):
         beyond = (di[None, :] > di[:, None]) & (d > di[:, None])  # [j, m]
-        return 1.0 - jnp.sum(beyond, axis=1) / (n - 2)
+        return jnp.clip(1.0 - jnp.sum(beyond, axis=1) / (n - 2), 0.0, 1.0)
 
     mp = jax.lax.map(row, d)
     return jnp.where(jnp.eye(n, dtype=bool), 0.0, mp)
