@@ -8,7 +8,7 @@ import pytest
 from jaxaudio import cli
 from jaxaudio.studies import recommender as study
 
-ATTACKS = ["kl_closest", "mp_aware_closest"]
+ATTACKS = ["mp_aware_closest"]  # the KL attack is covered by tests/test_recommender.py
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,7 @@ def test_results_and_report(finished):
         assert s["attacked"] == study.PRESETS["smoke"].num_attacked
         assert 0.0 <= s["conversion_rate"] <= 1.0
     assert on_disk["summary"]["mp_aware_closest"]["system"] == "mp_empirical"
+    assert on_disk["summary"]["mp_aware_closest"]["objective"] == "mp"
     assert on_disk["noise_control"]["snr_db"] == 40.0
     html = (out / "report.html").read_text()
     assert "Hubness" in html and "published" in html and "k_occurrence.png" in html

@@ -11,10 +11,10 @@ Per song ``x`` (index ``song`` in the collection) and target hub ``h``, signed-g
 
 With ``direction="forward"`` the KL term is ``KL(G(x + delta) || G(h))`` instead, the order
 the method is usually written in. Measured on the embedded collection (docs/studies.md §4)
-the forward order never makes a hub: minimising it shrinks the song's Gaussian *inside* the
-hub's (KL is zero-forcing), while a hub is a song with a *broad* Gaussian that many songs'
-Gaussians fit into, ``KL(G(j) || G(hub))`` small. The reverse order ("reverse", the default)
-moves the song's Gaussian to cover the hub's and converts most songs at 15-30 dB SNR.
+the forward order converts fewer songs, later: minimising it shrinks the song's Gaussian
+*inside* the hub's (KL is zero-forcing), while a hub is a song with a *broad* Gaussian that
+many songs' Gaussians fit into, ``KL(G(j) || G(hub))`` small. The reverse order ("reverse",
+the default) moves the song's Gaussian to cover the hub's.
 
 These are the C&W pieces of :mod:`jaxaudio.attacks.specs` (``carlini_wagner`` /
 ``multiscale_carlini_wagner``: objective, optimiser, projection, zero start) with the
