@@ -139,7 +139,8 @@ def _term(rec: Recommender, x_adv, song, target, *, mode, objective, direction):
     d = hubness.replace_song(rec.distances, song, row)
     mu, sd = hubness._offdiag_stats(d)
     value = row[target]
-    return -(log_ndtr(-(value - mu[song]) / sd[song]) + log_ndtr(-(value - mu[target]) / sd[target]))
+    return -(log_ndtr(-(value - mu[song]) / sd[song])
+             + log_ndtr(-(value - mu[target]) / sd[target]))
 
 
 def _spec(objective, hyper):
@@ -213,7 +214,8 @@ def _compiled(mode, mp, k, hub_size, objective, direction, check_every, max_iter
 
 def hub_attack(waves, songs, targets, rec: Recommender, *, mode: str = "published",
                mp: Optional[str] = None, k: int = 5, hub_size: int = 25,
-               objective: str = "kl", direction: str = "reverse", alpha: float = 25.0, learning_rate: float = 1e-3,
+               objective: str = "kl", direction: str = "reverse", alpha: float = 25.0,
+               learning_rate: float = 1e-3,
                clip_eps: float = 0.1, max_iterations: int = 500, check_every: int = 10,
                loop: Optional[str] = None, progress=None) -> HubAttackResult:
     """Turn songs into hubs of ``rec`` (see the module docstring).

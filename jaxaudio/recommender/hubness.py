@@ -18,7 +18,8 @@ import numpy as np
 from jax.scipy.special import ndtr
 
 __all__ = ["DISTANCE_MODES", "MP_METHODS", "distance_matrix", "song_row", "nearest_neighbours",
-           "k_occurrence", "hubs", "skewness", "mp_gaussian", "mp_empirical", "mutual_proximity", "mp_rescale",
+           "k_occurrence", "hubs", "skewness", "mp_gaussian", "mp_empirical",
+           "mutual_proximity", "mp_rescale",
            "replace_song", "k_occurrence_of", "kth_neighbour_distance", "hubness_summary"]
 
 #: ``"published"``: entries ``[i, j]`` and ``[j, i]`` both ``KL(g_i || g_j)`` for ``j >= i``

@@ -60,7 +60,8 @@ def _attack_table(results: dict) -> str:
     pub = results["published"]
     published = [["published examples", "kl", "kl", "closest", "–", "–", "1, 4, 19",
                   "44, 202, 64", pub["snr_db_of_successes"], "–", "–"],
-                 ["published defence", "kl → mp", "kl", "closest", "–", "≈0.44 → <0.06", "–",
+                 ["published defence", "kl → mp", "kl", "closest", "–", "≈0.44 → <0.06",
+                  "–",
                   "–", "lower with MP", "–", "–"]]
     return page.table(header, rows, published=published,
                       caption="measured (top) and published (grey)")

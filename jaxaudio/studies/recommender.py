@@ -281,7 +281,8 @@ def run(*, out, preset: str = "demo", seed: int = 0, audio: Optional[str] = None
                                   inputs={"collection": coll, "recommender": rec},
                                   context={"progress": progress},
                                   settings=dict(METHOD, attack=name, num_attacked=p.num_attacked,
-                                                seed=seed, max_iterations=p.max_iterations), label=f"attack {name}")
+                                                seed=seed, max_iterations=p.max_iterations),
+                                  label=f"attack {name}")
     first = runs[selected[0]]
     noise = runner.stage("noise_control", noise_stage, inputs={"collection": coll,
                                                                 "recommender": rec},
@@ -300,9 +301,9 @@ def run(*, out, preset: str = "demo", seed: int = 0, audio: Optional[str] = None
                        "seconds_per_song": float(np.median(coll["lengths"]))
                        / coll["sample_rate"], "genres": sorted(set(coll["genres"]) - {""})},
         "method": dict(METHOD, max_iterations=p.max_iterations, kl_term="KL(G(hub) || "
-                       "G(x + delta)); kl_forward: KL(G(x + delta) || G(hub))"), "attacks": {n: {"objective": ATTACKS[n][0], "target": ATTACKS[n][1],
-                                          "system": "mp" if ATTACKS[n][2] else "kl"}
-                                      for n in selected},
+                       "G(x + delta)); kl_forward: KL(G(x + delta) || G(hub))"),
+        "attacks": {n: {"objective": ATTACKS[n][0], "target": ATTACKS[n][1],
+                        "system": "mp" if ATTACKS[n][2] else "kl"} for n in selected},
         "hubness": {"kl": hub_kl, "mp_gaussian": rec["hubness_mp_gaussian"],
                     "mp_empirical": rec["hubness_mp_empirical"],
                     "kl_symmetric": rec["symmetric_hubness"]},
