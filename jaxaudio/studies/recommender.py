@@ -311,8 +311,10 @@ def run(*, out, preset: str = "demo", seed: int = 0, audio: Optional[str] = None
         "noise_control": {"snr_db": noise["snr_db"], "hubs_created": noise["hubs_created"],
                           "k_occurrence_before": [int(v) for v in noise["k_occurrence_before"]],
                           "k_occurrence_after": [int(v) for v in noise["k_occurrence_after"]]},
-        "published": PUBLISHED, "preset_deviations_from_paper": list(p.deviations) + (
-            [f"--audio {audio}: the middle {p.song_seconds:g} s of each file"] if audio else []),
+        "published": PUBLISHED, "preset_deviations_from_paper": list(p.deviations) if not audio
+        else [f"--audio {audio}: {int(coll['lengths'].size)} songs, the middle "
+              f"{p.song_seconds:g} s of each, {p.num_attacked} attacked songs per attack "
+              f"(published: 15,750 songs, the middle 2 minutes of each)"],
         "listening": _listening(out, runs, coll, p.listening_examples),
     }
     conv = summary.get("kl_closest", {}).get("conversion_rate")
