@@ -5,6 +5,7 @@
     jaxaudio attack --preset demo --out runs/attacks      (study 1, docs/studies.md §1)
     jaxaudio noise  --preset demo --out runs/noise        (study 2, docs/studies.md §2)
     jaxaudio audit  --preset demo --out runs/audit        (study 3, docs/studies.md §3)
+    jaxaudio recommend --preset demo --out runs/rec [--audio DIR]  (study 4, docs/studies.md §4)
     jaxaudio demo --out runs/demo                         (foundation + all three studies)
     jaxaudio report runs/demo                             (redraw reports from the files)
 """
@@ -27,6 +28,7 @@ STUDY_COMMANDS: tuple[tuple[str, str, str, str | None], ...] = (
     ("attack", "instrument_attacks", "end-to-end waveform attacks on the instrument classifier", "instruments"),
     ("noise", "label_noise", "label noise in the instrument tagger: curated vs noisy vs corrupted", None),
     ("audit", "lime_veracity", "auditing LIME explanations of the singing voice detector with adversaries", "voice"),
+    ("recommend", "recommender", "adversarial hubs in a music recommender, and Mutual Proximity", None),
 )
 
 
