@@ -6,7 +6,7 @@
     jaxaudio noise  --preset demo --out runs/noise        (study 2, docs/studies.md §2)
     jaxaudio audit  --preset demo --out runs/audit        (study 3, docs/studies.md §3)
     jaxaudio recommend --preset demo --out runs/rec [--audio DIR]  (study 4, docs/studies.md §4)
-    jaxaudio demo --out runs/demo                         (foundation + all three studies)
+    jaxaudio demo --out runs/demo                         (foundation + the four studies)
     jaxaudio report runs/demo                             (redraw reports from the files)
 """
 

@@ -4,17 +4,18 @@ Per song ``x`` (index ``song`` in the collection) and target hub ``h``, signed-g
 (:func:`jaxaudio.attacks.pieces.signed_adam`) from ``delta = 0``, ``delta`` clipped to
 ``±clip_eps``, minimises::
 
-    alpha · KL(G(h) || G(x + delta)) + ||delta||²            (objective "kl")
-    alpha · KL(G(h) || G(x + delta)) + multiscale spectral   (objective "multiscale")
+    alpha · KL(G(x + delta) || G(h)) + ||delta||²            (objective "kl")
+    alpha · KL(G(x + delta) || G(h)) + multiscale spectral   (objective "multiscale")
     alpha · -log MP_similarity(x + delta, h) + ||delta||²    (objective "mp", Mutual-Proximity
                                                               aware; Gaussian MP)
 
-With ``direction="forward"`` the KL term is ``KL(G(x + delta) || G(h))`` instead, the order
-the method is usually written in. Measured on the embedded collection (docs/studies.md §4)
-the forward order converts fewer songs, later: minimising it shrinks the song's Gaussian
-*inside* the hub's (KL is zero-forcing), while a hub is a song with a *broad* Gaussian that
-many songs' Gaussians fit into, ``KL(G(j) || G(hub))`` small. The reverse order ("reverse",
-the default) moves the song's Gaussian to cover the hub's.
+``direction="forward"`` (the default) is the published order, the one the perturbed song's
+distance row uses. With ``direction="reverse"`` the KL term is ``KL(G(h) || G(x + delta))``
+instead, an option: measured on the embedded collection (docs/studies.md §4) it converts a
+song more and sooner, because minimising the forward order shrinks the song's Gaussian
+*inside* the hub's (KL is zero-forcing) while a hub is a song with a *broad* Gaussian that
+many songs' Gaussians fit into; the reverse order moves the song's Gaussian to cover the
+hub's.
 
 These are the C&W pieces of :mod:`jaxaudio.attacks.specs` (``carlini_wagner`` /
 ``multiscale_carlini_wagner``: objective, optimiser, projection, zero start) with the
@@ -55,7 +56,7 @@ __all__ = ["OBJECTIVES", "Recommender", "HubAttackResult", "make_recommender", "
            "choose_targets", "TARGET_STRATEGIES", "DIRECTIONS"]
 
 OBJECTIVES = ("kl", "multiscale", "mp")
-DIRECTIONS = ("reverse", "forward")
+DIRECTIONS = ("forward", "reverse")
 TARGET_STRATEGIES = ("closest", "biggest", "random")
 _CONFIG = AttackConfig(snr_margin=0)  # x_adv clipped to [-1, 1]; SNR over the whole song
 
@@ -214,7 +215,7 @@ def _compiled(mode, mp, k, hub_size, objective, direction, check_every, max_iter
 
 def hub_attack(waves, songs, targets, rec: Recommender, *, mode: str = "published",
                mp: Optional[str] = None, k: int = 5, hub_size: int = 25,
-               objective: str = "kl", direction: str = "reverse", alpha: float = 25.0,
+               objective: str = "kl", direction: str = "forward", alpha: float = 25.0,
                learning_rate: float = 1e-3,
                clip_eps: float = 0.1, max_iterations: int = 500, check_every: int = 10,
                loop: Optional[str] = None, progress=None) -> HubAttackResult:
@@ -232,8 +233,9 @@ def hub_attack(waves, songs, targets, rec: Recommender, *, mode: str = "publishe
         The recommender: distance mode, Mutual Proximity (None / "gaussian" / "empirical"),
         neighbours, hub threshold.
     objective : {"kl", "multiscale", "mp"}
-    direction : {"reverse", "forward"}
-        Order of the KL term (objectives "kl" and "multiscale").
+    direction : {"forward", "reverse"}
+        Order of the KL term (objectives "kl" and "multiscale"): ``"forward"`` (default, as
+        published) ``KL(G(x + delta) || G(h))``, ``"reverse"`` ``KL(G(h) || G(x + delta))``.
     alpha, learning_rate, clip_eps : float > 0
     max_iterations, check_every : int >= 1
     loop : {"device", "host", None}

@@ -50,11 +50,11 @@ METHOD = {"k": 5, "hub_size": 25, "mode": "published", "mp": "empirical", "alpha
           "noise_snr_db": 40.0}
 
 #: attack name -> (objective, target strategy, recommender attacked: None or "mp"); the KL
-#: term is KL(G(hub) || G(x + delta)) except for ``kl_forward_closest``
+#: term is the published KL(G(x + delta) || G(hub)) except for ``kl_reverse_closest``
 #: (:mod:`jaxaudio.recommender.attack`).
 ATTACKS = {
     "kl_closest": ("kl", "closest", None),
-    "kl_forward_closest": ("kl_forward", "closest", None),
+    "kl_reverse_closest": ("kl_reverse", "closest", None),
     "kl_biggest": ("kl", "biggest", None),
     "kl_random": ("kl", "random", None),
     "multiscale_closest": ("multiscale", "closest", None),
@@ -146,8 +146,8 @@ def attack_stage(stage_dir, *, collection, recommender, attack, num_attacked, se
     """One attack on ``num_attacked`` non-hub songs (seeded choice among the songs of the most
     common length), with the adversaries' k-occurrence in both recommenders."""
     objective, strategy, system = ATTACKS[attack]
-    direction = "forward" if objective == "kl_forward" else "reverse"
-    objective = objective.removesuffix("_forward")
+    direction = "reverse" if objective == "kl_reverse" else "forward"
+    objective = objective.removesuffix("_reverse")
     mp = method["mp"] if system == "mp" else None
     k, hub_size, mode = method["k"], method["hub_size"], method["mode"]
     waves = _unpack(collection["audio"], collection["lengths"])
@@ -182,7 +182,7 @@ def attack_stage(stage_dir, *, collection, recommender, attack, num_attacked, se
             "approx_k_occurrence_after": res.approx_k_occurrence,
             "k_occurrence_other_system": other_k, "adversarial": res.adversarial,
             "system": "kl" if system is None else f"mp_{mp}",
-            "objective": objective + ("_forward" if direction == "forward" else ""),
+            "objective": objective + ("_reverse" if direction == "reverse" else ""),
             "target_strategy": strategy}
 
 
@@ -300,8 +300,8 @@ def run(*, out, preset: str = "demo", seed: int = 0, audio: Optional[str] = None
         "collection": {"source": audio or "synthetic", "num_songs": int(coll["lengths"].size),
                        "seconds_per_song": float(np.median(coll["lengths"]))
                        / coll["sample_rate"], "genres": sorted(set(coll["genres"]) - {""})},
-        "method": dict(METHOD, max_iterations=p.max_iterations, kl_term="KL(G(hub) || "
-                       "G(x + delta)); kl_forward: KL(G(x + delta) || G(hub))"),
+        "method": dict(METHOD, max_iterations=p.max_iterations, kl_term="KL(G(x + delta) || "
+                       "G(hub)); kl_reverse: KL(G(hub) || G(x + delta))"),
         "attacks": {n: {"objective": ATTACKS[n][0], "target": ATTACKS[n][1],
                         "system": "mp" if ATTACKS[n][2] else "kl"} for n in selected},
         "hubness": {"kl": hub_kl, "mp_gaussian": rec["hubness_mp_gaussian"],
