@@ -27,6 +27,7 @@ STUDY_COMMANDS: tuple[tuple[str, str, str, str | None], ...] = (
     ("attack", "instrument_attacks", "end-to-end waveform attacks on the instrument classifier", "instruments"),
     ("noise", "label_noise", "label noise in the instrument tagger: curated vs noisy vs corrupted", None),
     ("audit", "lime_veracity", "auditing LIME explanations of the singing voice detector with adversaries", "voice"),
+    ("robustness", "attack_robustness", "channels, robust (EOT) adversaries and an ensemble defence for the instrument classifier", "instruments"),
 )
 
 

@@ -31,6 +31,7 @@ STUDY_PAGES = {
     "instrument_attacks": "attacks",
     "label_noise": "label_noise",
     "lime_veracity": "lime_veracity",
+    "attack_robustness": "robustness",
 }
 
 
