@@ -106,12 +106,13 @@ def ensemble_logits_fn(logits_fns: Sequence[Callable]) -> Callable:
 
     The same object for the same members (the attacks' compile cache is keyed on it). Members
     are evaluated one after the other in one program: on the CPU that is faster than ``vmap``
-    over stacked weights, whose convolutions XLA:CPU groups.
+    over stacked weights, whose convolutions XLA:CPU groups. One member: its own function.
     """
     fns = tuple(logits_fns)
     if not fns:
         raise ValueError("an ensemble needs at least one member")
-    return _mean_of(fns)
+    # One member is its own mean: reuse its function (and its compiled attacks).
+    return fns[0] if len(fns) == 1 else _mean_of(fns)
 
 
 def predict(logits_fn: Callable, waves, *, chunk_size: int = 16) -> np.ndarray:

@@ -150,7 +150,7 @@ def _wrapped(logits_fn, transforms, draws, rate, seed, include_identity):
             waves = jnp.concatenate([x[None], waves])
         return jnp.mean(jax.nn.log_softmax(logits_fn(waves), axis=-1), axis=0)
 
-    return jax.vmap(one)
+    return jax.jit(jax.vmap(one))
 
 
 def eot_logits_fn(logits_fn: Callable, *, transforms: Sequence[str] = DIFFERENTIABLE,

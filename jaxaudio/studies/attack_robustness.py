@@ -386,7 +386,9 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
                   context={"clf": clf, "load_test": lambda: load("test")},
                   settings=dict(split, num_clips=rp.num_clips, clip_seconds=rp.clip_seconds))
     adversaries = {}
-    for name, kwargs in (("pgd", pgd_kwargs), ("cw_random", cw_kwargs)):
+    crafted = {"pgd": pgd_kwargs, "cw_random": cw_kwargs}
+    for name in ("pgd",) + tuple(a for a in ROBUST_ATTACKS if a != "pgd"):
+        kwargs = crafted[name]
         key = 1000 * seed + study1.ATTACKS.index(name)
         run_ = stage(f"attack_{name}", study1.attack_stage, inputs={"attack_set": clips},
                      context={"clf": clf, "progress": progress},
