@@ -273,7 +273,7 @@ def add_stages(runner: Runner, *, classifier, clips, adversaries: Mapping[str, M
     """
     if "pgd" not in adversaries:
         raise ValueError("add_stages needs study 1's pgd adversaries (adversaries['pgd'])")
-    rp = PRESETS[preset] if preset in PRESETS else _settings_of(preset)[0]
+    rp = _settings_of(preset)[0]
     stage = functools.partial(runner.stage, depends={"model": classifier.fingerprint()})
     on_clips = {"context": {"clf": classifier}}
     seconds = {"channels": 0.0, "eot": 0.0, "ensemble_training": 0.0, "transfer": 0.0,
