@@ -38,7 +38,7 @@ def _survival_figure(out_dir: Path, part: dict) -> str:
     ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("share still adversarial")
     ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     ax.grid(axis="y", alpha=0.3)
     path = page.save_figure(fig, out_dir / "figures" / "robustness_survival.png")
     return page.figure(out_dir, path, "Per channel, the share of successful adversaries (on "
