@@ -32,6 +32,7 @@ STUDY_PAGES = {
     "label_noise": "label_noise",
     "lime_veracity": "lime_veracity",
     "recommender": "recommender",
+    "attack_robustness": "robustness",
 }
 
 
