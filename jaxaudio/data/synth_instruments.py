@@ -883,7 +883,9 @@ def make_noisy_instruments(*, num_clips: int, seed: int, sample_rate: int = 1600
         raise ValueError(f"unknown noise kinds {unknown}; choose from {NOISE_KINDS[1:]}")
     if any(not (0.0 <= float(v) <= 1.0) for v in kinds.values()) or sum(kinds.values()) > 1:
         raise ValueError(f"noise kind shares must lie in [0, 1] and sum to at most 1, got {kinds}")
-    # Validates num_clips, sample_rate and durations with the usual messages (one tiny clip).
+    if int(num_clips) != num_clips or num_clips < 1:
+        raise ValueError(f"num_clips must be an integer >= 1, got {num_clips}")
+    # Validates sample_rate and durations with the usual messages (one tiny clip).
     make_synth_instruments(split="noisy", num_clips=1, seed=seed, sample_rate=sample_rate,
                            min_seconds=min_seconds, max_seconds=max_seconds, label_noise=0.0)
     num_clips, sample_rate = int(num_clips), int(sample_rate)

@@ -7,8 +7,15 @@ losses, for several seeds, and evaluated on the curated test split (accuracy, lw
 mean ± sample std over seeds). "Curated only" *is* the ``p = 0`` cross-entropy run. The
 noise-equivalent ``p`` (:func:`jaxaudio.metrics.label_noise_summary`) prices the noisy labels.
 
+Finding the wrong labels (:mod:`jaxaudio.label_issues`, first seed): cleanlab's confident
+learning on k-fold out-of-sample probabilities, scored against the known corruption masks of
+the curated clips (per ``p`` of ``issue_rates``) and against the truth of the noisy split with
+kinds of label noise (wrong, missing, extra, out of vocabulary); then the network is retrained
+on the cleaned noisy split (flagged clips dropped or relabelled) next to the robust losses.
+
 Stages (``out/stages``): ``data``, ``corruption`` per seed, ``train`` per (training set, loss,
-seed: trained together, then evaluated), ``aggregate``; adding a seed or a robust loss trains
+seed: trained together, then evaluated), ``aggregate``, and ``issue_data``,
+``issues_curated``, ``issues_noisy``, ``clean_train``; adding a seed or a robust loss trains
 only the new models. Writes ``results.json``, ``arrays/curves.npz``, ``report.html``.
 """
 
@@ -449,14 +456,16 @@ def _train_all(runner, p: NoisePreset, seeds: list, data_stage, context: dict, m
 
 def run(*, out, preset: str = "demo", seed: int = 0, data: Optional[str] = None, model=None,
         progress: bool = True, seeds: Optional[int] = None, robust: Optional[Sequence[str]] = None,
-        train_mode: Optional[str] = None, epochs: Optional[int] = None) -> dict:
+        train_mode: Optional[str] = None, epochs: Optional[int] = None,
+        label_issues: bool = True) -> dict:
     """Run the label-noise study; write ``results.json``, ``arrays/`` and ``report.html``.
 
     ``seed`` is the first training seed (``seed, seed + 1, …``) and the synthetic data seed;
     ``seeds``, ``robust`` (keys of ``ROBUST_LOSSES``) and ``epochs`` override the preset;
     ``train_mode`` (``jaxaudio.train_many.TRAIN_MODES``) defaults by backend; ``model`` is
-    ignored (this study trains its own classifiers). Finished stages under ``out/stages`` are
-    reused. Returns the content of ``results.json``.
+    ignored (this study trains its own classifiers); ``label_issues`` False skips finding the
+    wrong labels (k-fold training, cleanlab, retraining on cleaned data). Finished stages under
+    ``out/stages`` are reused. Returns the content of ``results.json``.
     """
     del model
     from jaxaudio import report
@@ -487,8 +496,9 @@ def run(*, out, preset: str = "demo", seed: int = 0, data: Optional[str] = None,
     agg = runner.stage("aggregate", _aggregate, inputs=stages, settings={
         "rates": list(p.rates), "seeds": seed_list, "robust": list(p.robust)})
     load_issues = functools.cache(lambda: _issue_split(load, p, data=data, seed=seed))
-    issues = _label_issue_stages(runner, p, seed_list[0], data_stage, stages, load_issues,
-                                 {"load": load, "progress": progress}, mode)
+    issues = (_label_issue_stages(runner, p, seed_list[0], data_stage, stages, load_issues,
+                                  {"load": load, "progress": progress}, mode)
+              if label_issues else None)
     results = {"study": NAME, "title": TITLE, "preset": preset, "seed": seed, "data": data_name,
                "seeds": seed_list, "rates": list(p.rates), "robust_losses": list(p.robust),
                "epochs": p.epochs, "width": p.width, "excerpt_frames": p.excerpt_frames,
@@ -568,6 +578,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-mode", choices=TRAIN_MODES, default=None,
                         help="how the models of one training set are trained (default: shared "
                              "on CPU, vmap on GPU/TPU)")
+    parser.add_argument("--no-label-issues", action="store_true",
+                        help="skip finding the wrong labels (k-fold training + cleanlab + "
+                             "retraining on the cleaned noisy split)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -576,6 +589,7 @@ def run_from_args(args) -> int:
     run(out=args.out, preset=args.preset, seed=args.seed, data=args.data,
         progress=not getattr(args, "no_progress", False), seeds=getattr(args, "seeds", None),
         robust=getattr(args, "robust", None), train_mode=getattr(args, "train_mode", None),
-        epochs=getattr(args, "epochs", None))
+        epochs=getattr(args, "epochs", None),
+        label_issues=not getattr(args, "no_label_issues", False))
     print(f"report: {pathlib.Path(args.out) / 'report.html'}")
     return 0
