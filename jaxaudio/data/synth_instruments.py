@@ -44,8 +44,8 @@ from scipy import signal
 from jaxaudio.data.corruption import corrupt_labels
 from jaxaudio.data.types import INSTRUMENT_LABELS, ClipDataset
 
-__all__ = ["make_synth_instruments", "make_noisy_instruments", "INSTRUMENT_SPLITS", "NOISE_KINDS",
-           "DEFAULT_NOISE_KINDS"]
+__all__ = ["make_synth_instruments", "make_noisy_instruments", "make_mixed_instruments",
+           "INSTRUMENT_SPLITS", "NOISE_KINDS", "DEFAULT_NOISE_KINDS"]
 
 #: Valid values of ``split``; the index seeds the split's random stream.
 INSTRUMENT_SPLITS: tuple[str, ...] = ("curated", "noisy", "test")
@@ -888,14 +888,67 @@ def make_noisy_instruments(*, num_clips: int, seed: int, sample_rate: int = 1600
     # Validates sample_rate and durations with the usual messages (one tiny clip).
     make_synth_instruments(split="noisy", num_clips=1, seed=seed, sample_rate=sample_rate,
                            min_seconds=min_seconds, max_seconds=max_seconds, label_noise=0.0)
-    num_clips, sample_rate = int(num_clips), int(sample_rate)
+    return _kinds_clips(num_clips=int(num_clips), seed=seed, stream=_KINDS_STREAM, shifted=True,
+                        kinds=kinds, sample_rate=int(sample_rate), min_seconds=min_seconds,
+                        max_seconds=max_seconds, prefix="synth_noisykinds")
+
+
+#: Stream index of the mixed (multi-label) curated and test clips of
+#: :func:`make_mixed_instruments`.
+_MIXED_STREAMS = {"curated": _KINDS_STREAM + 1, "test": _KINDS_STREAM + 2}
+_KINDS_AND_MIXED = NOISE_KINDS + ("mixed",)
+
+
+def make_mixed_instruments(*, split: str, num_clips: int, seed: int, mixed: float = 0.5,
+                           sample_rate: int = 16000, min_seconds: float = 0.5,
+                           max_seconds: float = 6.0) -> ClipDataset:
+    """Correctly labelled multi-label clips: a share ``mixed`` of two instruments playing
+    together (the second 0-6 dB below the first), both tagged; the rest single instruments.
+
+    Parameters
+    ----------
+    split : {"curated", "test"}
+        Synthesised as the clean splits of :func:`make_synth_instruments` (studio-clean
+        channel), from their own random streams.
+    num_clips : int >= 1
+    seed : int
+    mixed : float in [0, 1]
+        Exactly ``round(mixed * num_clips)`` clips carry two instruments.
+    sample_rate, min_seconds, max_seconds : as :func:`make_synth_instruments`.
+
+    Returns
+    -------
+    ClipDataset
+        ``targets`` multi-hot (one or two tags), ``labels`` -1 for two-tag clips; names
+        ``synth_mixed_<split>_<index:05d>``.
+    """
+    if split not in _MIXED_STREAMS:
+        raise ValueError(f"split must be one of {tuple(_MIXED_STREAMS)}, got {split!r}")
+    if not (0.0 <= float(mixed) <= 1.0):
+        raise ValueError(f"mixed must be in [0, 1], got {mixed}")
+    if int(num_clips) != num_clips or num_clips < 1:
+        raise ValueError(f"num_clips must be an integer >= 1, got {num_clips}")
+    make_synth_instruments(split=split, num_clips=1, seed=seed, sample_rate=sample_rate,
+                           min_seconds=min_seconds, max_seconds=max_seconds)
+    dataset, _ = _kinds_clips(num_clips=int(num_clips), seed=seed, stream=_MIXED_STREAMS[split],
+                              shifted=False, kinds={"mixed": float(mixed)},
+                              sample_rate=int(sample_rate), min_seconds=min_seconds,
+                              max_seconds=max_seconds, prefix=f"synth_mixed_{split}")
+    return dataset
+
+
+def _kinds_clips(*, num_clips: int, seed: int, stream: int, shifted: bool, kinds: dict,
+                 sample_rate: int, min_seconds: float, max_seconds: float,
+                 prefix: str) -> tuple[ClipDataset, dict]:
+    """Clips of the kinds of :data:`NOISE_KINDS` and ``"mixed"`` (two instruments, both
+    tagged) in exact shares; see :func:`make_noisy_instruments`."""
     num_classes = len(INSTRUMENT_LABELS)
-    master = np.random.default_rng([int(seed), _KINDS_STREAM])
+    master = np.random.default_rng([int(seed), stream])
     first = np.arange(num_clips) % num_classes
     master.shuffle(first)
     kind = np.zeros(num_clips, np.int8)
     order, start = master.permutation(num_clips), 0
-    for k, name in enumerate(NOISE_KINDS[1:], start=1):
+    for k, name in enumerate(_KINDS_AND_MIXED[1:], start=1):
         count = int(round(float(kinds.get(name, 0.0)) * num_clips))
         kind[order[start:start + count]] = k
         start += count
@@ -906,25 +959,27 @@ def make_noisy_instruments(*, num_clips: int, seed: int, sample_rate: int = 1600
                                   brightness=_log_uniform(rng, 0.6, 1.6))
     waves, given, true = [], np.zeros((num_clips, num_classes), np.float32), eye[first].copy()
     for i in range(num_clips):
-        rng = np.random.default_rng([int(seed), _KINDS_STREAM, i])
+        rng = np.random.default_rng([int(seed), stream, i])
         n = max(1, int(round(rng.uniform(min_seconds, max_seconds) * sample_rate)))
-        name = NOISE_KINDS[kind[i]]
+        name = _KINDS_AND_MIXED[kind[i]]
         if name == "out_of_vocabulary":
             raw = _out_of_vocabulary(rng, n, sample_rate)
             true[i] = 0.0
         else:
-            raw = _SYNTHS[INSTRUMENT_LABELS[first[i]]](rng, n, sample_rate, style_of(rng))
-        if name == "missing":
-            second = _SYNTHS[INSTRUMENT_LABELS[other[i]]](rng, n, sample_rate, style_of(rng))
+            raw = _SYNTHS[INSTRUMENT_LABELS[first[i]]](rng, n, sample_rate,
+                                                       style_of(rng) if shifted else _Style())
+        if name in ("missing", "mixed"):
+            second = _SYNTHS[INSTRUMENT_LABELS[other[i]]](rng, n, sample_rate,
+                                                          style_of(rng) if shifted else _Style())
             gain = 10 ** (-rng.uniform(0.0, 6.0) / 20) * _rms(raw) / (_rms(second) + 1e-12)
             raw = raw + gain * second
             true[i, other[i]] = 1.0
-        waves.append(_finish(rng, raw, sample_rate, shifted=True))
+        waves.append(_finish(rng, raw, sample_rate, shifted=shifted))
         given[i] = eye[other[i] if name == "wrong" else first[i]]
-        if name == "extra":
+        if name in ("extra", "mixed"):
             given[i, other[i]] = 1.0
     labels = np.where(given.sum(1) == 1, given.argmax(1), -1).astype(np.int32)
-    names = tuple(f"synth_noisykinds_{i:05d}" for i in range(num_clips))
+    names = tuple(f"{prefix}_{i:05d}" for i in range(num_clips))
     dataset = ClipDataset(waves=waves, targets=given, labels=labels, label_names=INSTRUMENT_LABELS,
                           sample_rate=sample_rate, names=names)
     truth = {"kind": kind, "true_targets": true,
