@@ -179,7 +179,8 @@ def detection_scores(flagged, quality, truth) -> dict:
             "recall": float(hits / truth.sum()) if truth.any() else None,
             "roc_auc": float(roc_auc_score(truth, -quality)) if both else None,
             "num_flagged": int(flagged.sum()), "num_wrong": int(truth.sum()),
-            "num_clips": int(truth.size), "share_flagged": float(flagged.mean()) if truth.size else 0.0}
+            "num_clips": int(truth.size),
+            "share_flagged": float(flagged.mean()) if truth.size else 0.0}
 
 
 def cleaned_targets(targets, flagged, pred_probs, *, how: str) -> tuple[np.ndarray, np.ndarray]:

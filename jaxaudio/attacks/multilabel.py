@@ -68,12 +68,14 @@ def goal_targets(tags, *, goal: str, tag=None, target_tags=None) -> np.ndarray:
         present = tags[np.arange(batch), k] == 1
         bad = np.flatnonzero(~present if goal == "remove" else present)
         if bad.size:
-            raise ValueError(f"goal={goal!r}: tag is already {'absent' if goal == 'remove' else 'present'} "
-                             f"in the tag set of examples {bad[:5].tolist()}")
+            state = "absent" if goal == "remove" else "present"
+            raise ValueError(f"goal={goal!r}: tag is already {state} in the tag set of "
+                             f"examples {bad[:5].tolist()}")
         out[np.arange(batch), k] = 0 if goal == "remove" else 1
     elif goal == "replace":
         if target_tags is None:
-            raise ValueError("goal='replace' needs target_tags= (0/1, (num_tags,) or (batch, num_tags))")
+            raise ValueError("goal='replace' needs target_tags= (0/1, shape (num_tags,) or "
+                             "(batch, num_tags))")
         want = np.broadcast_to(np.asarray(target_tags), (batch, num))
         if not np.all((want == 0) | (want == 1)):
             raise ValueError("target_tags must be 0/1")

@@ -486,10 +486,10 @@ def multilabel_section(runner, sp: StudyPreset, out: pathlib.Path, *, preset: st
     table = {}
     for goal in ML_GOALS:
         for attack in ML_ATTACKS:
+            key = 1000 * seed + 31 * ML_GOALS.index(goal) + ML_ATTACKS.index(attack)
             r = stage("ml_attack", ml_attack_stage, inputs={"attack_set": aset},
                       context={"clf": clf}, label=f"multilabel {goal} {attack}", settings={
-                          "goal": goal, "attack": attack, "kwargs": kwargs[attack],
-                          "key": 1000 * seed + 31 * ML_GOALS.index(goal) + ML_ATTACKS.index(attack)})
+                          "goal": goal, "attack": attack, "kwargs": kwargs[attack], "key": key})
             table[f"{goal}/{attack}"] = dict(
                 _ml_summary(r, max_iterations=kwargs[attack]["max_iterations"]),
                 goal=goal, attack=attack)
