@@ -482,7 +482,7 @@ def multilabel_section(runner, sp: StudyPreset, out: pathlib.Path, *, preset: st
     stage = functools.partial(runner.stage, depends={"model": clf.fingerprint()})
     aset = stage("ml_attack_set", ml_attack_set_stage, context={"clf": clf}, settings=dict(
         settings, num_clips=sp.num_clips, clip_seconds=sp.clip_seconds))
-    kwargs = {"pgd": dict(sp.pgd), "cw": dict(sp.cw)}
+    kwargs = {"pgd": dict(sp.pgd, slots=sp.slots), "cw": dict(sp.cw, slots=sp.slots)}
     table = {}
     for goal in ML_GOALS:
         for attack in ML_ATTACKS:
