@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import pathlib
@@ -62,6 +63,8 @@ def cmd_train(args) -> int:
     from jaxaudio.train import train
 
     task = tasks.task_of(args.dataset)
+    if args.tagger == "multi" and task != "instruments":
+        raise ValueError("--tagger multi needs instrument data (a --dataset of tagged clips)")
     p = tasks.preset(task, args.preset)
     out = pathlib.Path(args.out)
     t0 = time.perf_counter()
@@ -71,6 +74,9 @@ def cmd_train(args) -> int:
                                 data=args.data)
     clf = tasks.new_classifier(task, p, seed=args.seed,
                                label_names=getattr(train_set, "label_names", None))
+    if args.tagger == "multi":
+        # Same network, one sigmoid per label, binary cross-entropy on multi-hot targets.
+        clf = dataclasses.replace(clf, task="multilabel")
     source = tasks.example_source(task, train_set, p, clf.frontend)
     config = tasks.train_config(task, p, seed=args.seed, epochs=args.epochs)
     result = train(clf, source, config, out_dir=out, resume=args.resume)
@@ -84,6 +90,7 @@ def cmd_train(args) -> int:
         metrics["linear_baseline"] = voice_linear_baseline(train_set, test_set,
                                                            frame_step=p.eval_frame_step)
     metrics.update({"dataset": args.dataset, "preset": args.preset, "seed": args.seed,
+                    "tagger": args.tagger,
                     "num_classes": len(result.classifier.label_names),
                     "epochs": config.epochs, "learning_rate": config.learning_rate,
                     "lr_decay_per_epoch": config.lr_decay_per_epoch,
@@ -117,9 +124,9 @@ def cmd_evaluate(args) -> int:
     preset = args.preset or trained.get("preset", "demo")
     seed = args.seed if args.seed is not None else int(trained.get("seed", 0))
     dataset = args.dataset or trained.get("dataset") or (
-        "synth-instruments" if clf.task == "multiclass" else "synth-voice")
+        "synth-instruments" if clf.task != "binary" else "synth-voice")
     task = tasks.task_of(dataset)
-    model_task = "instruments" if clf.task == "multiclass" else "voice"
+    model_task = "instruments" if clf.task != "binary" else "voice"
     if task != model_task:
         kind = ("an instrument classifier" if model_task == "instruments"
                 else "a singing voice detector")
@@ -248,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory (checkpoints, model, metrics)")
     p.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p.add_argument("--tagger", choices=("single", "multi"), default="single",
+                   help="instrument classifiers: single (softmax, cross-entropy; default) or "
+                        "multi (a multi-label tagger: one sigmoid per label, binary "
+                        "cross-entropy on multi-hot targets, tags above 0.5); recorded in the "
+                        "saved model, so evaluate and predict use its decision")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a saved classifier; writes metrics.json")

@@ -56,7 +56,8 @@ def clip_probabilities(classifier, waves: Sequence[np.ndarray], *,
 
     ``waves``: 1-D float32 arrays at ``classifier.frontend.sample_rate``, any lengths. Each is
     cut into half-overlapping excerpts of ``classifier.excerpt_samples`` (circular padding for
-    short ones); the clip's logits are the mean over its excerpts, then softmax.
+    short ones); the clip's logits are the mean over its excerpts, then softmax (a
+    ``task="multilabel"`` tagger: sigmoid, independent tag probabilities).
     """
     import jax
 
@@ -69,6 +70,8 @@ def clip_probabilities(classifier, waves: Sequence[np.ndarray], *,
     summed = np.zeros((len(waves), logits.shape[-1]))
     np.add.at(summed, owner, logits)
     mean_logits = summed / np.maximum(np.bincount(owner, minlength=len(waves))[:, None], 1)
+    if classifier.task == "multilabel":
+        return np.asarray(jax.nn.sigmoid(mean_logits))
     return np.asarray(jax.nn.softmax(mean_logits, axis=-1))
 
 
@@ -121,6 +124,11 @@ def predict_files(classifier, files: Sequence, *, top: int = 3, progress: bool =
             probs = clip_probabilities(classifier, [wave])[0]
             order = np.argsort(-probs)[:top]
             row["top"] = [(classifier.label_names[i], float(probs[i])) for i in order]
+            if classifier.task == "multilabel":
+                from jaxaudio.models.classifier import TAG_THRESHOLD
+
+                row["tags"] = [classifier.label_names[i] for i in np.flatnonzero(
+                    probs > TAG_THRESHOLD)]
         rows.append(row)
     return rows
 
@@ -132,8 +140,10 @@ def write_predictions_csv(rows: Sequence[dict], path) -> pathlib.Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     top = max((len(r.get("top", ())) for r in rows), default=0)
     binary = any("segments" in r for r in rows)
+    tags = any("tags" in r for r in rows)
     header = ["file", "seconds", "rate"] + (["sing_fraction", "segments"] if binary else [
-        c for k in range(1, top + 1) for c in (f"label_{k}", f"probability_{k}")])
+        c for k in range(1, top + 1) for c in (f"label_{k}", f"probability_{k}")]) + (
+        ["tags"] if tags else [])
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
@@ -144,5 +154,7 @@ def write_predictions_csv(rows: Sequence[dict], path) -> pathlib.Path:
                          ";".join(f"{a:.2f}-{b:.2f}" for a, b in r["segments"])]
             else:
                 line += [v for label, p in r["top"] for v in (label, f"{p:.4f}")]
+                if tags:
+                    line.append(";".join(r.get("tags", ())))
             writer.writerow(line)
     return path

@@ -444,7 +444,7 @@ def train(classifier: Classifier, source: ExampleSource, config: TrainConfig, *,
     from tqdm.auto import tqdm
 
     loss_fn = losses_lib.get_loss(config.loss, **dict(config.loss_kwargs))
-    if classifier.task == "binary" and config.loss == "cross_entropy":
+    if classifier.task in ("binary", "multilabel") and config.loss == "cross_entropy":
         loss_fn = losses_lib.get_loss("binary_cross_entropy")
 
     out_dir = None if out_dir is None else pathlib.Path(out_dir)

@@ -38,7 +38,7 @@ from jaxaudio.train import (ClipExcerpts, TrainConfig, TrainState, adam, feature
 TRAIN_MODES = ("vmap", "shared", "sequential")
 
 __all__ = ["TRAIN_MODES", "ManyResult", "default_train_mode", "train_many", "evaluate_many",
-           "stack_trees", "unstack_tree"]
+           "predict_many", "stack_trees", "unstack_tree"]
 
 #: A loss given by name and keyword arguments, e.g. ``("gce", (("q", 0.7),))``.
 LossSpec = tuple
@@ -304,6 +304,52 @@ def _check_inputs(classifier, waves, targets, config, losses, loss_set):
     return targets, losses, loss_index, loss_keys
 
 
+def predict_many(classifier: Classifier, variables, waves: Sequence[np.ndarray], *,
+                 activation: str = "softmax", batch_size: int = 16) -> np.ndarray:
+    """Clip-level scores of ``K`` stacked models (the protocol of :func:`evaluate_many`).
+
+    Parameters
+    ----------
+    classifier : Classifier
+        Provides front-end, module, normalisation and excerpt length (its variables are unused).
+    variables : pytree stacked along a leading model axis (``ManyResult.variables``).
+    waves : list of np.ndarray [shape=(n_i,)]
+        ``N`` clips, float32 in [-1, 1].
+    activation : {"softmax", "sigmoid"}
+        Applied to the mean window logits: class probabilities (single-label models) or
+        independent tag probabilities (multi-label models trained with binary cross-entropy).
+    batch_size : int > 0
+        Windows per compiled call (the last batch is padded).
+
+    Returns
+    -------
+    np.ndarray [shape=(K, N, C)], float64 in [0, 1]
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if activation not in ("softmax", "sigmoid"):
+        raise ValueError(f"activation must be 'softmax' or 'sigmoid', got {activation!r}")
+    windows, owner = window_dataset(list(waves), length=classifier.excerpt_samples)
+    logits_fn = _eval_logits(classifier.model_name, _freeze(classifier.model_kwargs))
+    feats_fn = feature_fn(classifier.frontend)
+    mean, std = jnp.asarray(classifier.mean), jnp.asarray(classifier.std)
+    stacked = jax.tree_util.tree_map(jnp.asarray, variables)
+
+    def chunk_logits(chunk):  # (n, K, C): map_chunks wants the example axis first
+        return jnp.swapaxes(logits_fn(stacked, feats_fn(chunk, mean, std)), 0, 1)
+
+    logits = np.asarray(map_chunks(chunk_logits, windows.astype(np.float32),
+                                   chunk_size=batch_size), np.float64)
+    counts = np.maximum(np.bincount(owner, minlength=len(waves)), 1)[:, None, None]
+    summed = np.zeros((len(waves),) + logits.shape[1:])
+    np.add.at(summed, owner, logits)
+    mean_logits = np.swapaxes(summed / counts, 0, 1)
+    if activation == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-mean_logits))
+    shifted = np.exp(mean_logits - mean_logits.max(-1, keepdims=True))
+    return shifted / shifted.sum(-1, keepdims=True)
+
+
 def evaluate_many(classifier: Classifier, variables, dataset, *,
                   batch_size: int = 16) -> list[dict]:
     """Clip-level accuracy, lwlrap and macro ROC-AUC of ``K`` models on a clip dataset.
@@ -311,7 +357,7 @@ def evaluate_many(classifier: Classifier, variables, dataset, *,
     Same protocol as :func:`jaxaudio.tasks.evaluate_clips` (half-overlapping windows of the
     training excerpt length, clip logits = mean of window logits, softmax), but each batch of
     windows goes through the front-end once and through all ``K`` networks in one call
-    (``jax.vmap`` over the stacked variables).
+    (``jax.vmap`` over the stacked variables; :func:`predict_many`).
 
     Parameters
     ----------
@@ -328,25 +374,10 @@ def evaluate_many(classifier: Classifier, variables, dataset, *,
     list of dict
         Per model: ``accuracy``, ``lwlrap``, ``roc_auc`` (all in [0, 1]) and ``num_clips``.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    windows, owner = window_dataset(list(dataset.waves), length=classifier.excerpt_samples)
-    logits_fn = _eval_logits(classifier.model_name, _freeze(classifier.model_kwargs))
-    feats_fn = feature_fn(classifier.frontend)
-    mean, std = jnp.asarray(classifier.mean), jnp.asarray(classifier.std)
-    stacked = jax.tree_util.tree_map(jnp.asarray, variables)
-
-    def chunk_logits(chunk):  # (n, K, C): map_chunks wants the example axis first
-        return jnp.swapaxes(logits_fn(stacked, feats_fn(chunk, mean, std)), 0, 1)
-
-    logits = map_chunks(chunk_logits, windows.astype(np.float32), chunk_size=batch_size)
-    counts = np.maximum(np.bincount(owner, minlength=len(dataset)), 1)[:, None]
+    all_scores = predict_many(classifier, variables, dataset.waves, batch_size=batch_size)
     single = dataset.labels >= 0
     out = []
-    for k in range(logits.shape[1]):
-        summed = np.zeros((len(dataset), logits.shape[-1]))
-        np.add.at(summed, owner, logits[:, k])
-        scores = np.asarray(jax.nn.softmax(summed / counts, axis=-1))
+    for scores in all_scores:
         out.append({
             "accuracy": float(metrics.accuracy(scores[single], dataset.labels[single])),
             "lwlrap": float(metrics.lwlrap(dataset.targets, scores)),

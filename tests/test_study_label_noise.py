@@ -179,7 +179,35 @@ def test_smoke_run_writes_the_documented_results(smoke_run):
     assert cur["labels_changed"] == [round(p * n) for p in rates]
     seeds = ln.PRESETS["smoke"].seeds
     assert saved["timing"]["runs"] == seeds * (2 * len(rates) + 2)
-    assert len(saved["stages"]["computed"]) == 1 + seeds * 5 + 1  # data, per seed, aggregate
+    # data, per seed, aggregate, and the four label-issue stages
+    assert len(saved["stages"]["computed"]) == 1 + seeds * 5 + 1 + 4
+
+
+def test_smoke_run_scores_the_label_issues_against_the_truth(smoke_run):
+    from jaxaudio.data.synth_instruments import NOISE_KINDS
+
+    out, results = smoke_run
+    li = results["label_issues"]
+    assert li["rates"] == list(ln.PRESETS["smoke"].issue_rates) and li["folds"] == ln.FOLDS
+    n = results["num_clips"]["curated"]
+    for p, d in zip(li["rates"], li["curated_corrupted"]):
+        assert d["num_wrong"] == round(p * n) and d["num_clips"] == n
+        for m in ("precision", "recall", "roc_auc"):
+            assert d[m] is None or 0.0 <= d[m] <= 1.0
+    assert set(li["noisy_per_kind"]) == set(NOISE_KINDS)
+    assert sum(d["num_clips"] for d in li["noisy_per_kind"].values()) == \
+        results["num_clips"]["noisy"]
+    assert 0.0 <= li["noisy_share_flagged"]["either"] <= 1.0
+    assert li["noisy_share_flagged"]["either"] >= max(li["noisy_share_flagged"]["single"],
+                                                      li["noisy_share_flagged"]["multi"])
+    test = li["retrained"]
+    for name in ("curated", "noisy", "noisy gce", "noisy relabelled", "noisy dropped",
+                 "curated+noisy", "curated+noisy relabelled", "curated+noisy dropped"):
+        assert name in test, name
+    # The uncleaned noisy runs train on every noisy clip; the dropped ones on fewer.
+    assert test["noisy"]["num_train"] == results["num_clips"]["noisy"]
+    assert test["noisy dropped"]["num_train"] == test["noisy"]["num_train"] - li["num_dropped"]
+    assert "Finding the wrong labels" in (out / "report.html").read_text()
 
 
 def test_rerun_recomputes_only_a_lost_stage(smoke_run):
@@ -215,7 +243,7 @@ def test_adding_seeds_or_losses_trains_only_what_is_new(smoke_run, tmp_path, mon
     calls = []
     monkeypatch.setattr(ln, "_train", _fake_train(calls))
     res = ln.run(out=tmp_path, preset="smoke", progress=False, seeds=3,
-                 robust=["gce", "smoothing"])
+                 robust=["gce", "smoothing"], label_issues=False)
     assert sorted(calls) == sorted(
         [("curated", "label_smoothing", s, 1) for s in (0, 1)]
         + [(c, l, 2, 1) for c, l in (("curated", "cross_entropy"), ("curated", "gce"),
@@ -223,7 +251,7 @@ def test_adding_seeds_or_losses_trains_only_what_is_new(smoke_run, tmp_path, mon
                                      ("curated+noisy", "cross_entropy"))])
     assert "data" in res["stages"]["reused"] and "corruption seed 0" in res["stages"]["reused"]
     calls.clear()
-    res = ln.run(out=tmp_path, preset="smoke", progress=False, epochs=2)
+    res = ln.run(out=tmp_path, preset="smoke", progress=False, epochs=2, label_issues=False)
     assert len(calls) == 8 and all(c[3] == 2 for c in calls)  # every model, data reused
     assert {"data", "corruption seed 0", "corruption seed 1"} <= set(res["stages"]["reused"])
 

@@ -14,6 +14,8 @@ Quick start::
     res = attacks.sharded(attacks.pgd)(logits_fn, waves, labels, key=jax.random.key(0))
 
     res = attacks.pgd_l2(logits_fn, waves, labels, key=jax.random.key(0), eps=0.1)  # L2 ball
+    res = attacks.multilabel(tagger_logits, waves, tags, goal="remove", tag=3,
+                             key=jax.random.key(0))  # a tagger's tag 3 pushed below threshold
 
 Modules, by role: :mod:`~jaxaudio.attacks.gradient` (the public attacks and their checks),
 :mod:`~jaxaudio.attacks.specs` (one factory per attack: its hyperparameters),
@@ -31,6 +33,7 @@ from jaxaudio.attacks.containers import (AttackConfig, AttackResult, AttackSpec,
 from jaxaudio.attacks.driver import as_hyper, clear_cache, compile_attack
 from jaxaudio.attacks.gradient import (carlini_wagner, fgsm, fgsm_sweep,
                                        multiscale_carlini_wagner, pgd, pgd_l2)
+from jaxaudio.attacks.multilabel import multilabel
 from jaxaudio.attacks.losses import (DEFAULT_FFT_SIZES, binary_cross_entropy, cross_entropy,
                                      multiscale_spectral_distance, squared_l2_distance)
 from jaxaudio.attacks.pieces import (make_decision, round_to_16bit, sign_gradient, signed_adam,
@@ -70,6 +73,7 @@ __all__ = [
     "make_decision",
     "multiscale_carlini_wagner",
     "multiscale_spectral_distance",
+    "multilabel",
     "pgd",
     "pgd_l2",
     "specs",

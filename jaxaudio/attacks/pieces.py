@@ -25,7 +25,7 @@ __all__ = [
     "snr_db_example", "snr_db",
 ]
 
-DECISIONS = ("softmax", "sigmoid")
+DECISIONS = ("softmax", "sigmoid", "multilabel")
 
 
 # --------------------------------------------------------------------------------------------
@@ -42,6 +42,13 @@ def make_decision(*, decision: str = "softmax", targeted: bool = False, threshol
     * ``"softmax"``, targeted: loss ``CE(logits, target)``, success ``argmax == target``.
     * ``"sigmoid"``: output ``logits[output_index]``; prediction ``sigmoid(z) > threshold``;
       loss = binary CE towards the flipped label ``1 - label``; success ``prediction != label``.
+    * ``"multilabel"`` (a tagger, :mod:`jaxaudio.attacks.multilabel`): prediction the tag set
+      ``sigmoid(logits) > threshold`` ``(C,)``; ``goal.label`` the tag set attacked ``(C,)``
+      0/1, ``goal.target`` per tag 1 (must be on), 0 (must be off) or -1 (free). Targeted:
+      loss = mean binary CE of the constrained tags towards their target, success = every
+      constrained tag as required. Untargeted ("change the tag set"): loss = a soft minimum
+      over tags of the margin ``±(logit - logit(threshold))`` that keeps the tag as in
+      ``label`` (pushes the easiest tag across), success = the tag set differs from ``label``.
     """
     if decision == "softmax":
         def predict(logits):
@@ -78,7 +85,39 @@ def make_decision(*, decision: str = "softmax", targeted: bool = False, threshol
             return predict(logits) != goal.label
 
         return Decision(loss, success, predict, probabilities)
+
+    if decision == "multilabel":
+        return _multilabel_decision(targeted=targeted, threshold=threshold)
     raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
+
+
+def _multilabel_decision(*, targeted: bool, threshold) -> Decision:
+    """The ``"multilabel"`` decision of :func:`make_decision`."""
+    offset = jnp.log(threshold) - jnp.log1p(-threshold)  # the logit of the threshold
+
+    def predict(logits):
+        return (logits > offset).astype(jnp.int32)
+
+    def probabilities(logits):
+        return jax.nn.sigmoid(logits)
+
+    if targeted:
+        def loss(logits, goal):
+            care = (goal.target >= 0).astype(logits.dtype)
+            want = jnp.clip(goal.target, 0, 1).astype(logits.dtype)
+            per_tag = optax.sigmoid_binary_cross_entropy(logits - offset, want)
+            return jnp.sum(care * per_tag) / jnp.maximum(jnp.sum(care), 1.0)
+
+        def success(logits, goal):
+            return jnp.all((goal.target < 0) | (predict(logits) == goal.target))
+    else:
+        def loss(logits, goal):
+            keep = (2 * goal.label - 1).astype(logits.dtype) * (logits - offset)
+            return -jax.nn.logsumexp(-keep)  # soft minimum of the margins
+
+        def success(logits, goal):
+            return jnp.any(predict(logits) != goal.label)
+    return Decision(loss, success, predict, probabilities)
 
 
 def config_decision(config: AttackConfig) -> Decision:

@@ -44,7 +44,8 @@ from scipy import signal
 from jaxaudio.data.corruption import corrupt_labels
 from jaxaudio.data.types import INSTRUMENT_LABELS, ClipDataset
 
-__all__ = ["make_synth_instruments", "INSTRUMENT_SPLITS"]
+__all__ = ["make_synth_instruments", "make_noisy_instruments", "make_mixed_instruments",
+           "INSTRUMENT_SPLITS", "NOISE_KINDS", "DEFAULT_NOISE_KINDS"]
 
 #: Valid values of ``split``; the index seeds the split's random stream.
 INSTRUMENT_SPLITS: tuple[str, ...] = ("curated", "noisy", "test")
@@ -805,3 +806,183 @@ def make_synth_instruments(*, split: str, num_clips: int, seed: int, sample_rate
     names = tuple(f"synth_{split}_{i:05d}" for i in range(num_clips))
     return ClipDataset(waves=waves, targets=targets, labels=labels.astype(np.int32),
                        label_names=INSTRUMENT_LABELS, sample_rate=sample_rate, names=names)
+
+
+# ----------------------------------------------------------------------------------------------
+# The noisy split with kinds of label noise, the truth kept
+# ----------------------------------------------------------------------------------------------
+
+#: Kinds of label noise of :func:`make_noisy_instruments`, indexed by ``truth["kind"]``.
+NOISE_KINDS: tuple[str, ...] = ("clean", "wrong", "missing", "extra", "out_of_vocabulary")
+
+#: Default share of clips per noisy kind (the rest is clean): web labels are wrong, miss a
+#: second instrument that plays, carry a tag of an instrument that does not play, or name a
+#: sound that is none of the 12 instruments.
+DEFAULT_NOISE_KINDS = {"wrong": 0.15, "missing": 0.1, "extra": 0.1, "out_of_vocabulary": 0.05}
+
+#: Stream index of the kinds split (after the three of ``INSTRUMENT_SPLITS``), so its clips
+#: never repeat the other splits' clips.
+_KINDS_STREAM = len(INSTRUMENT_SPLITS)
+
+
+def _out_of_vocabulary(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
+    """A sound that is none of the 12 instruments: a siren (a sine sweeping slowly over up to
+    an octave, with a few harmonics) or a wind-like band of noise swelling and fading."""
+    t = np.arange(n) / sr
+    if rng.random() < 0.5:
+        f0 = _log_uniform(rng, 300.0, 1200.0)
+        sweep = f0 * 2.0 ** (rng.uniform(0.3, 1.0) * np.sin(2 * np.pi * rng.uniform(0.2, 2.0) * t))
+        phase = 2 * np.pi * np.cumsum(sweep) / sr
+        return sum(a * np.sin(k * phase) for k, a in ((1, 1.0), (2, 0.3), (3, 0.1)))
+    centre = _log_uniform(rng, 300.0, 0.3 * sr)
+    band = signal.butter(2, [centre * 0.7 / (sr / 2), min(centre * 1.4, 0.48 * sr) / (sr / 2)],
+                         btype="band", output="sos")
+    swell = 0.6 + 0.4 * np.sin(2 * np.pi * rng.uniform(0.1, 0.8) * t + rng.uniform(0, 6.3))
+    return signal.sosfilt(band, rng.standard_normal(n)) * swell
+
+
+def make_noisy_instruments(*, num_clips: int, seed: int, sample_rate: int = 16000,
+                           min_seconds: float = 0.5, max_seconds: float = 6.0,
+                           kinds: dict | None = None) -> tuple[ClipDataset, dict]:
+    """The noisy split with the kinds of label noise web labels have, and the truth.
+
+    Clips are synthesised as the ``"noisy"`` split of :func:`make_synth_instruments` (shifted
+    pitch ranges and brightness, reverberant, noisy channel), from their own random stream.
+    Exactly ``round(share * num_clips)`` clips get each kind (:data:`NOISE_KINDS`):
+
+    - ``"wrong"``: one instrument plays, labelled with a uniformly drawn other one;
+    - ``"missing"``: a second instrument plays too (mixed 0-6 dB below the first), unlabelled;
+    - ``"extra"``: one instrument plays, labelled with it *and* a uniformly drawn other one;
+    - ``"out_of_vocabulary"``: a siren or wind-like sound, labelled with a random instrument;
+    - ``"clean"``: the rest, one instrument, its own label.
+
+    Parameters
+    ----------
+    num_clips : int >= 1
+        The labelled (first) instruments are balanced round-robin over the 12 labels.
+    seed : int
+    sample_rate : int >= 4000, Hz
+    min_seconds, max_seconds : float, 0 < min_seconds <= max_seconds
+    kinds : dict, optional
+        Share of clips per noisy kind (keys from ``NOISE_KINDS[1:]``, values >= 0 summing to
+        at most 1); default :data:`DEFAULT_NOISE_KINDS`.
+
+    Returns
+    -------
+    dataset : ClipDataset
+        The *given* labels: ``targets`` multi-hot, ``labels`` -1 for the clips with two given
+        tags (``"extra"``).
+    truth : dict of np.ndarray
+        ``kind`` ``(N,)`` int8 index into :data:`NOISE_KINDS`; ``true_targets`` ``(N, 12)``
+        float32 multi-hot of the instruments that play (all zero out of vocabulary);
+        ``true_labels`` ``(N,)`` int32 the first instrument (-1 out of vocabulary).
+    """
+    kinds = dict(DEFAULT_NOISE_KINDS if kinds is None else kinds)
+    unknown = sorted(set(kinds) - set(NOISE_KINDS[1:]))
+    if unknown:
+        raise ValueError(f"unknown noise kinds {unknown}; choose from {NOISE_KINDS[1:]}")
+    if any(not (0.0 <= float(v) <= 1.0) for v in kinds.values()) or sum(kinds.values()) > 1:
+        raise ValueError(f"noise kind shares must lie in [0, 1] and sum to at most 1, got {kinds}")
+    if int(num_clips) != num_clips or num_clips < 1:
+        raise ValueError(f"num_clips must be an integer >= 1, got {num_clips}")
+    # Validates sample_rate and durations with the usual messages (one tiny clip).
+    make_synth_instruments(split="noisy", num_clips=1, seed=seed, sample_rate=sample_rate,
+                           min_seconds=min_seconds, max_seconds=max_seconds, label_noise=0.0)
+    return _kinds_clips(num_clips=int(num_clips), seed=seed, stream=_KINDS_STREAM, shifted=True,
+                        kinds=kinds, sample_rate=int(sample_rate), min_seconds=min_seconds,
+                        max_seconds=max_seconds, prefix="synth_noisykinds")
+
+
+#: Stream index of the mixed (multi-label) curated and test clips of
+#: :func:`make_mixed_instruments`.
+_MIXED_STREAMS = {"curated": _KINDS_STREAM + 1, "test": _KINDS_STREAM + 2}
+_KINDS_AND_MIXED = NOISE_KINDS + ("mixed",)
+
+
+def make_mixed_instruments(*, split: str, num_clips: int, seed: int, mixed: float = 0.5,
+                           sample_rate: int = 16000, min_seconds: float = 0.5,
+                           max_seconds: float = 6.0) -> ClipDataset:
+    """Correctly labelled multi-label clips: a share ``mixed`` of two instruments playing
+    together (the second 0-6 dB below the first), both tagged; the rest single instruments.
+
+    Parameters
+    ----------
+    split : {"curated", "test"}
+        Synthesised as the clean splits of :func:`make_synth_instruments` (studio-clean
+        channel), from their own random streams.
+    num_clips : int >= 1
+    seed : int
+    mixed : float in [0, 1]
+        Exactly ``round(mixed * num_clips)`` clips carry two instruments.
+    sample_rate, min_seconds, max_seconds : as :func:`make_synth_instruments`.
+
+    Returns
+    -------
+    ClipDataset
+        ``targets`` multi-hot (one or two tags), ``labels`` -1 for two-tag clips; names
+        ``synth_mixed_<split>_<index:05d>``.
+    """
+    if split not in _MIXED_STREAMS:
+        raise ValueError(f"split must be one of {tuple(_MIXED_STREAMS)}, got {split!r}")
+    if not (0.0 <= float(mixed) <= 1.0):
+        raise ValueError(f"mixed must be in [0, 1], got {mixed}")
+    if int(num_clips) != num_clips or num_clips < 1:
+        raise ValueError(f"num_clips must be an integer >= 1, got {num_clips}")
+    make_synth_instruments(split=split, num_clips=1, seed=seed, sample_rate=sample_rate,
+                           min_seconds=min_seconds, max_seconds=max_seconds)
+    dataset, _ = _kinds_clips(num_clips=int(num_clips), seed=seed, stream=_MIXED_STREAMS[split],
+                              shifted=False, kinds={"mixed": float(mixed)},
+                              sample_rate=int(sample_rate), min_seconds=min_seconds,
+                              max_seconds=max_seconds, prefix=f"synth_mixed_{split}")
+    return dataset
+
+
+def _kinds_clips(*, num_clips: int, seed: int, stream: int, shifted: bool, kinds: dict,
+                 sample_rate: int, min_seconds: float, max_seconds: float,
+                 prefix: str) -> tuple[ClipDataset, dict]:
+    """Clips of the kinds of :data:`NOISE_KINDS` and ``"mixed"`` (two instruments, both
+    tagged) in exact shares; see :func:`make_noisy_instruments`."""
+    num_classes = len(INSTRUMENT_LABELS)
+    master = np.random.default_rng([int(seed), stream])
+    first = np.arange(num_clips) % num_classes
+    master.shuffle(first)
+    kind = np.zeros(num_clips, np.int8)
+    order, start = master.permutation(num_clips), 0
+    for k, name in enumerate(_KINDS_AND_MIXED[1:], start=1):
+        count = int(round(float(kinds.get(name, 0.0)) * num_clips))
+        kind[order[start:start + count]] = k
+        start += count
+    # The other instrument of wrong / missing / extra clips: never the first one.
+    other = (first + master.integers(1, num_classes, size=num_clips)) % num_classes
+    eye = np.eye(num_classes, dtype=np.float32)
+    style_of = lambda rng: _Style(pitch_scale=_log_uniform(rng, 0.7, 1.4),  # noqa: E731
+                                  brightness=_log_uniform(rng, 0.6, 1.6))
+    waves, given, true = [], np.zeros((num_clips, num_classes), np.float32), eye[first].copy()
+    for i in range(num_clips):
+        rng = np.random.default_rng([int(seed), stream, i])
+        n = max(1, int(round(rng.uniform(min_seconds, max_seconds) * sample_rate)))
+        name = _KINDS_AND_MIXED[kind[i]]
+        if name == "out_of_vocabulary":
+            raw = _out_of_vocabulary(rng, n, sample_rate)
+            true[i] = 0.0
+        else:
+            raw = _SYNTHS[INSTRUMENT_LABELS[first[i]]](rng, n, sample_rate,
+                                                       style_of(rng) if shifted else _Style())
+        if name in ("missing", "mixed"):
+            second = _SYNTHS[INSTRUMENT_LABELS[other[i]]](rng, n, sample_rate,
+                                                          style_of(rng) if shifted else _Style())
+            gain = 10 ** (-rng.uniform(0.0, 6.0) / 20) * _rms(raw) / (_rms(second) + 1e-12)
+            raw = raw + gain * second
+            true[i, other[i]] = 1.0
+        waves.append(_finish(rng, raw, sample_rate, shifted=shifted))
+        given[i] = eye[other[i] if name == "wrong" else first[i]]
+        if name in ("extra", "mixed"):
+            given[i, other[i]] = 1.0
+    labels = np.where(given.sum(1) == 1, given.argmax(1), -1).astype(np.int32)
+    names = tuple(f"{prefix}_{i:05d}" for i in range(num_clips))
+    dataset = ClipDataset(waves=waves, targets=given, labels=labels, label_names=INSTRUMENT_LABELS,
+                          sample_rate=sample_rate, names=names)
+    truth = {"kind": kind, "true_targets": true,
+             "true_labels": np.where(kind == NOISE_KINDS.index("out_of_vocabulary"), -1,
+                                     first).astype(np.int32)}
+    return dataset, truth

@@ -31,7 +31,9 @@ MODELS: dict[str, type[nn.Module]] = {
     "singing_voice_detector": SingingVoiceDetector,
 }
 
-_TASKS = ("multiclass", "binary")
+_TASKS = ("multiclass", "binary", "multilabel")
+#: Decision threshold of the sigmoid outputs of ``task="multilabel"`` taggers.
+TAG_THRESHOLD = 0.5
 _METADATA = "classifier.json"
 _VARIABLES = "variables"
 
@@ -100,8 +102,10 @@ class Classifier:
       mean, std: per-mel-band standardisation statistics ``(n_mels,)`` from the training set.
       label_names: output names; for ``task="binary"`` the single output is the positive class
         ``label_names[-1]`` (e.g. ``("nosing", "sing")``).
-      task: ``"multiclass"`` (softmax over ``len(label_names)`` logits) or ``"binary"`` (one
-        sigmoid logit).
+      task: ``"multiclass"`` (softmax over ``len(label_names)`` logits), ``"binary"`` (one
+        sigmoid logit) or ``"multilabel"`` (a tagger: one independent sigmoid per label, trained
+        with binary cross-entropy on multi-hot targets; a tag is present where its probability
+        exceeds :data:`TAG_THRESHOLD`).
       excerpt_frames: frames per training excerpt (116 instruments, 115 voice).
     """
 
@@ -157,7 +161,9 @@ class Classifier:
 
     def probabilities_fn(self, waves):
         logits = self.logits_fn(waves)
-        return jax.nn.sigmoid(logits) if self.task == "binary" else jax.nn.softmax(logits, -1)
+        if self.task in ("binary", "multilabel"):
+            return jax.nn.sigmoid(logits)
+        return jax.nn.softmax(logits, -1)
 
     # -- jitted conveniences on concrete arrays ----------------------------------------------
     def logits(self, waves) -> jax.Array:
@@ -172,11 +178,17 @@ class Classifier:
         return self._jit_feature_logits(jnp.asarray(feats, dtype=jnp.float32))
 
     def predict(self, waves) -> np.ndarray:
-        """Predicted class index per waveform (binary: 1 where sigmoid > 0.5)."""
+        """Predicted class index per waveform (binary: 1 where sigmoid > 0.5; multilabel: the
+        most probable tag, see :meth:`predict_tags` for the tag set)."""
         logits = np.asarray(self.logits(waves))
         if self.task == "binary":
             return (logits[:, 0] > 0).astype(np.int32)
         return logits.argmax(-1).astype(np.int32)
+
+    def predict_tags(self, waves, *, threshold: float = TAG_THRESHOLD) -> np.ndarray:
+        """``(batch, num_outputs)`` bool tag sets: sigmoid probability above ``threshold``
+        (the decision of a ``task="multilabel"`` tagger)."""
+        return np.asarray(jax.nn.sigmoid(self.logits(waves))) > threshold
 
     def fingerprint(self) -> str:
         """Hex SHA-256 of everything that decides the outputs: front-end, architecture,

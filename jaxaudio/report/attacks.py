@@ -238,10 +238,35 @@ def _listening(out_dir: Path, results: dict) -> str:
             "shown.</p>" + page.listening(out_dir, clips))
 
 
+def multilabel_section(results: dict) -> str:
+    """The multi-label section (``--multilabel``): the tagger's test figures and, per goal and
+    attack, success rate, SNR and iterations on the test excerpts with two or more tags."""
+    ml = results.get("multilabel")
+    if not ml:
+        return ""
+    t = ml["tagger"]
+    rows = [[g["goal"], g["attack"].upper().replace("CW", "C&W"), g["num_clips"],
+             page.fmt(g["success_rate"]), page.fmt(g["snr_db_mean"], 1, std=g["snr_db_std"]),
+             page.fmt(g["iterations_median"], 0)] for g in ml["goals"].values()]
+    return ("<h2>Multi-label tagger: attacks on its tag sets</h2>"
+            f"<p>A multi-label tagger (the same network, one sigmoid per label, binary "
+            f"cross-entropy; {100 * ml['mixed_share']:.0f}% of its training clips carry two "
+            f"instruments) reaches lwlrap {t['test_lwlrap']:.3f}, macro ROC-AUC "
+            f"{t['test_roc_auc']:.3f} on {t['num_test_clips']} mixed test clips. Attacked: "
+            f"{ml['num_clips']} test excerpts with two or more tags (exact tag set predicted on "
+            f"{t['excerpt_tag_exact_match']:.2f} of them). Goals: remove the most probable "
+            "predicted tag; add the most probable absent one; replace the predicted set by "
+            "another clip's true set; change the predicted set (untargeted). Success is judged "
+            "on the 16-bit adversarial; SNR over successful ones; iterations: median.</p>"
+            + page.table(["goal", "attack", "clips", "success rate", "SNR (dB)",
+                          "iterations"], rows))
+
+
 def render(out_dir, results: dict) -> str:
     """The page body of a finished instrument-attack folder (see the module docstring)."""
     out_dir = Path(out_dir)
     return ("<h2>Attacks on the instrument classifier (docs/studies.md §1)</h2>"
             + _lead(results) + _headline_table(results) + _deviations(results)
             + page.warnings(_warnings(results))
-            + "<h2>Figures</h2>" + _figures(out_dir, results) + _listening(out_dir, results))
+            + "<h2>Figures</h2>" + _figures(out_dir, results) + _listening(out_dir, results)
+            + multilabel_section(results))

@@ -123,6 +123,56 @@ def _curve_table(results: dict) -> str:
     return page.table(header, rows)
 
 
+_ISSUES_NOTE = (
+    "cleanlab's confident learning (prune by noise rate) on out-of-sample probabilities from "
+    "{folds}-fold training of the study's own network (first seed). Precision: share of the "
+    "flagged clips whose label really is wrong; recall: share of the wrong labels flagged; "
+    "ROC-AUC: of cleanlab's label quality score against the known masks (0.5 = chance).")
+
+
+def _fmt_opt(value, digits: int = 3) -> str:
+    return "–" if value is None else page.fmt(value, digits)
+
+
+def label_issues_section(results: dict) -> str:
+    """Finding the wrong labels: detection per corruption rate and per noise kind, the share
+    flagged on the noisy split, and the test metrics after retraining on the cleaned data."""
+    li = results.get("label_issues")
+    if not li:
+        return ""
+    det = ["precision", "recall", "roc_auc"]
+    rows = [[f"{p:.2f}", d["num_wrong"], d["num_flagged"]] + [_fmt_opt(d[m]) for m in det]
+            for p, d in zip(li["rates"], li["curated_corrupted"])]
+    parts = ["<section><h2>Finding the wrong labels</h2>",
+             f'<p>{page.esc(_ISSUES_NOTE.format(folds=li["folds"]))}</p>',
+             "<h3>Curated clips corrupted at known rates</h3>",
+             page.table(["p", "wrong labels", "flagged", "precision", "recall", "ROC-AUC"], rows)]
+    share = li["noisy_share_flagged"]
+    parts.append(f'<h3>The noisy split</h3><p>Share of the noisy clips flagged: single-label '
+                 f'filter {share["single"]:.3f}, multi-label filter {share["multi"]:.3f}, '
+                 f'either {share["either"]:.3f}.</p>')
+    if "noisy_per_kind" in li:
+        filters = ("single", "multi", "either")
+        rows = [[kind, d["num_clips"]] + [_fmt_opt(d[f]) for f in filters]
+                for kind, d in li["noisy_per_kind"].items()]
+        rows += [[f"all noisy kinds vs clean: {m}", "–"]
+                 + [_fmt_opt(li["noisy_vs_truth"][f][m]) for f in filters] for m in det]
+        parts.append(page.table(["noise kind (truth)", "clips", "share flagged: single-label "
+                                 "filter", "multi-label filter", "either"], rows))
+    test, gap = li["retrained"], li["gap_recovered"]
+    order = ["curated", "noisy"] + [k for k in test if k not in ("curated", "noisy")]
+    rows = [[k, test[k].get("num_train", "–")] + [_fmt_opt(test[k][m]) for m in METRICS]
+            + [_fmt_opt(gap["accuracy"].get(k), 2)] for k in order]
+    parts += ["<h3>Retrained on the cleaned noisy split</h3>",
+              f"<p>{li['num_dropped']} flagged clips (either filter) dropped or relabelled to "
+              "their most probable class; gap recovered = (metric − noisy) / (curated − noisy) "
+              "on the test split, one seed.</p>",
+              page.table(["training set", "clips", "accuracy", "lwlrap", "macro ROC-AUC",
+                          "accuracy gap recovered"], rows),
+              "</section>"]
+    return "\n".join(parts)
+
+
 def render(out_dir, results: dict) -> str:
     """The page body: headline table, warnings, the figure with its caption, per-rate table."""
     out_dir = Path(out_dir)
@@ -140,4 +190,4 @@ def render(out_dir, results: dict) -> str:
                                   wide=True)]),
         f"<p>Noise-equivalent corruption rate (per seed, linear interpolation of the corruption "
         f"curve):</p><ul>{notes}</ul>",
-        _curve_table(results), "</section>"])
+        _curve_table(results), "</section>", label_issues_section(results)])
