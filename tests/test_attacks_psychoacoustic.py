@@ -147,3 +147,15 @@ def test_bad_arguments(clips, model, bad, match):
     with pytest.raises(ValueError, match=match):
         attacks.psychoacoustic(model, clips, np.zeros(3, np.int32), key=jax.random.key(0),
                                **bad)
+
+
+def test_given_stage1_equals_running_it(clips, model, targeted):
+    labels, target, kw, res, stage1 = targeted
+    given = attacks.psychoacoustic(model, clips, labels, target=target, key=jax.random.key(0),
+                                   start=stage1.perturbation,
+                                   start_iterations=stage1.iterations, **kw)
+    np.testing.assert_allclose(given.adversarial, res.adversarial, atol=1e-6)
+    np.testing.assert_array_equal(given.iterations, res.iterations)
+    with pytest.raises(ValueError, match="start"):
+        attacks.psychoacoustic(model, clips, labels, key=jax.random.key(0),
+                               start=np.zeros((2, N), np.float32))

@@ -331,14 +331,16 @@ def psychoacoustic(logits_fn, x, labels, *, key, target=None, sample_rate: int =
                    alpha_max: float = 1e4, check_every: int = 20, n_fft: int = N_FFT,
                    hop_length: int = HOP_LENGTH, quantize_16bit: bool = False,
                    min_samples: Optional[int] = None, slots: Optional[int] = None,
-                   progress: Optional[str] = None, loop: Optional[str] = None) -> AttackResult:
+                   progress: Optional[str] = None, loop: Optional[str] = None,
+                   start=None, start_iterations=None) -> AttackResult:
     """Two-stage psychoacoustic attack (module docstring), untargeted or targeted, waveforms.
 
     Args:
       logits_fn: ``(batch, samples) -> (batch, classes)``, differentiable (softmax decision).
       x: ``(batch, samples)`` waveforms in [-1, 1] at ``sample_rate`` Hz.
       labels: int ``(batch,)`` true classes.
-      key: PRNG key (stage 1's random start; ``target="random"``).
+      key: PRNG key (stage 1's random start: stage 1 is :func:`jaxaudio.attacks.pgd` with this
+        key; ``target="random"``), one key or ``(batch,)`` keys.
       target: ``None`` (untargeted), an int class, ``"random"`` or an int array ``(batch,)``.
       sample_rate: Hz, for the Bark scale of the masking threshold.
       eps: L∞ radius of both stages > 0 (stage 1 = :func:`jaxaudio.attacks.pgd`).
@@ -353,6 +355,9 @@ def psychoacoustic(logits_fn, x, labels, *, key, target=None, sample_rate: int =
       slots: stage 1's refilled queue (see :func:`jaxaudio.attacks.pgd`).
       progress: a description: tqdm bars of both stages' steps.
       loop: ``"device"``, ``"host"`` or ``None`` (:func:`jaxaudio.attacks.driver.default_loop`).
+      start: instead of running stage 1, its perturbations ``(batch, samples)`` (e.g. a PGD
+        run with the same settings: ``adversarial - x``), projected onto the L∞ ball;
+        ``start_iterations (batch,)`` its steps to success (default 0).
 
     Returns:
       :class:`~jaxaudio.attacks.AttackResult`; ``iterations`` = stage 1's steps to its first
@@ -378,11 +383,24 @@ def psychoacoustic(logits_fn, x, labels, *, key, target=None, sample_rate: int =
     prepared = validation.prepare_inputs(logits_fn, x, labels, target=target, key=key,
                                          domain="waveform", min_samples=min_samples,
                                          need_key=True)
-    first = gradient.pgd(logits_fn, prepared.x, prepared.labels, key=prepared.keys, eps=eps,
-                         learning_rate=stage1_learning_rate, max_iterations=stage1_iterations,
-                         target=prepared.targets if prepared.targeted else None,
-                         quantize_16bit=quantize_16bit, min_samples=min_samples, slots=slots,
-                         progress=None if progress is None else f"{progress} stage 1")
+    if start is None:
+        # The caller's per-example keys: stage 1 is exactly attacks.pgd(..., key=key).
+        keys = validation.example_keys(key, prepared.x.shape[0])
+        first = gradient.pgd(logits_fn, prepared.x, prepared.labels, key=keys,
+                             eps=eps, learning_rate=stage1_learning_rate,
+                             max_iterations=stage1_iterations,
+                             target=prepared.targets if prepared.targeted else None,
+                             quantize_16bit=quantize_16bit, min_samples=min_samples,
+                             slots=slots,
+                             progress=None if progress is None else f"{progress} stage 1")
+        start, start_iterations = first.perturbation, first.iterations
+    else:
+        start = np.asarray(start, np.float32)
+        if start.shape != tuple(prepared.x.shape) or not np.all(np.isfinite(start)):
+            raise ValueError(f"start must be finite perturbations of the shape of x "
+                             f"{tuple(prepared.x.shape)}, got shape {start.shape}")
+        start_iterations = np.zeros(start.shape[0], np.int32) if start_iterations is None \
+            else np.asarray(start_iterations, np.int32).reshape(start.shape[0])
     config = AttackConfig(targeted=prepared.targeted, early_stop=False,
                           clip_min=prepared.clip_min, clip_max=prepared.clip_max,
                           quantize_16bit=bool(quantize_16bit), snr_margin=prepared.snr_margin)
@@ -394,7 +412,7 @@ def psychoacoustic(logits_fn, x, labels, *, key, target=None, sample_rate: int =
     options = (("hop_length", int(hop_length)), ("n_fft", int(n_fft)))
     fn = validation.cached_call(_compile_stage2, logits_fn, config, specs.psychoacoustic,
                                 options, mode)
-    args = (prepared.x, prepared.labels, prepared.targets, first.perturbation, masking,
+    args = (prepared.x, prepared.labels, prepared.targets, jnp.asarray(start), masking,
             driver.as_hyper(**hyper), jnp.asarray(max_iterations, jnp.int32))
     if progress is not None and isinstance(fn, driver.HostLoop):
         from tqdm.auto import tqdm
@@ -404,4 +422,4 @@ def psychoacoustic(logits_fn, x, labels, *, key, target=None, sample_rate: int =
             res = fn(*args, on_step=bar.update)
     else:
         res = fn(*args)
-    return res._replace(iterations=first.iterations)
+    return res._replace(iterations=jnp.asarray(start_iterations, jnp.int32))

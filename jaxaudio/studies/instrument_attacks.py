@@ -285,6 +285,26 @@ def attack_stage(stage_dir, *, attack_set, clf, progress, attack, kwargs, key,
                                  **kwargs, **extra)
 
 
+def psy_stage(stage_dir, *, attack_set, clf, progress, kwargs, key, stage1_run):
+    """The psychoacoustic attack whose stage 1 is the study's PGD run ``stage1_run`` (seed 0,
+    the same settings): only stage 2 runs here."""
+    from jaxaudio.data import pcm16_to_float
+
+    start = pcm16_to_float(stage1_run["adversarial_pcm"]) - attack_set["waves"]
+    return evaluation.run_on_set(attacks.psychoacoustic, clf.logits_fn, attack_set["waves"],
+                                 attack_set["labels"], keep_adversarial=True, start=start,
+                                 start_iterations=stage1_run["iterations"],
+                                 key=jax.random.key(key), **kwargs,
+                                 **({"progress": "psy"} if progress else {}))
+
+
+def _psy_reuses_pgd(sp: StudyPreset, selected) -> bool:
+    """Whether the psychoacoustic attack's stage 1 is exactly the study's PGD (seed 0)."""
+    return "pgd" in selected and (sp.psy["eps"], sp.psy["stage1_learning_rate"],
+                                  sp.psy["stage1_iterations"]) == (
+        sp.pgd["eps"], sp.pgd["learning_rate"], sp.pgd["max_iterations"])
+
+
 def fgsm_sweep_stage(stage_dir, *, attack_set, clf, epsilons):
     """FGSM at every eps in one compiled call."""
     return evaluation.sweep_on_set(attacks.fgsm_sweep, clf.logits_fn, attack_set["waves"],
@@ -476,6 +496,13 @@ def _stages(runner, sp: StudyPreset, clf, selected, *, split: dict, load_test):
     for name in selected:
         for k in range(sp.seeds if name in SEEDED_RUNS else 1):
             key = 1000 * seed + 17 * k + ALL_ATTACKS.index(name) if name in STOCHASTIC else None
+            if name == PSY and _psy_reuses_pgd(sp, selected):
+                runs[name].append(stage(f"attack_{name}", psy_stage, inputs={
+                    "attack_set": aset, "stage1_run": runs["pgd"][0]}, context={
+                    "clf": clf, "progress": runner.progress}, settings={
+                    "attack": name, "kwargs": kwargs[name], "key": key, "stage1": "pgd seed 0"},
+                    label=f"attack {name} seed {k}"))
+                continue
             runs[name].append(stage(f"attack_{name}", attack_stage, inputs=on_set["inputs"],
                                     context={"clf": clf, "progress": runner.progress}, settings={
                 "attack": name, "seed_index": k, "kwargs": kwargs[name], "key": key,
