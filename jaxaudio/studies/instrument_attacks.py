@@ -285,10 +285,12 @@ def attack_stage(stage_dir, *, attack_set, clf, progress, attack, kwargs, key,
                                  **kwargs, **extra)
 
 
-def psy_stage(stage_dir, *, attack_set, clf, progress, kwargs, key, stage1_run):
+def psy_stage(stage_dir, *, attack_set, clf, progress, attack, kwargs, key, stage1, stage1_run):
     """The psychoacoustic attack whose stage 1 is the study's PGD run ``stage1_run`` (seed 0,
     the same settings): only stage 2 runs here."""
     from jaxaudio.data import pcm16_to_float
+
+    del attack, stage1  # in the settings: the stage's key
 
     start = pcm16_to_float(stage1_run["adversarial_pcm"]) - attack_set["waves"]
     return evaluation.run_on_set(attacks.psychoacoustic, clf.logits_fn, attack_set["waves"],
