@@ -26,7 +26,8 @@ import numpy as np
 
 from jaxaudio.batching import map_chunks
 
-__all__ = ["VISQOL_RATE", "VISQOL_MIN_SECONDS", "visqol_api", "visqol_mos", "visqol_scores", "share_above_threshold"]
+__all__ = ["VISQOL_RATE", "VISQOL_MIN_SECONDS", "visqol_api", "visqol_mos", "visqol_scores",
+           "share_above_threshold"]
 
 #: ViSQOL's audio mode works at 48 kHz.
 VISQOL_RATE = 48000

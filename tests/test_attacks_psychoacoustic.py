@@ -78,7 +78,8 @@ def test_hinge_zero_below_threshold_positive_above(clips):
 def test_gradients_finite_on_silence():
     silent = np.zeros(N, np.float32)
     m = psy.masking_threshold_example(silent, sample_rate=RATE)
-    assert np.all(np.isfinite(m.threshold)) and float(m.reference) == pytest.approx(psy.REFERENCE_FLOOR)
+    assert np.all(np.isfinite(m.threshold))
+    assert float(m.reference) == pytest.approx(psy.REFERENCE_FLOOR)
     delta = 1e-4 * np.random.default_rng(5).normal(size=N).astype(np.float32)
     g = jax.grad(lambda d: psy.hinge_distance(d, m))(delta)
     assert np.all(np.isfinite(g)) and np.any(g != 0)

@@ -9,7 +9,10 @@ The study is a chain of stages (:mod:`jaxaudio.pipeline`, under ``out/stages``):
 -> ``attack_set`` (one centre excerpt per test clip, on the 16-bit grid) -> one ``attack_<name>``
 stage per attack and seed (exactly that attack's settings) -> ``fgsm_sweep`` -> per attack
 ``noise_<name>`` (white noise at its mean SNR) and ``wav_<name>`` (success re-measured on
-16-bit WAV files). Changing one attack's settings (``--set pgd.learning_rate=2e-5``) reruns
+16-bit WAV files) and ``perceptual_<name>`` (ViSQOL MOS-LQO and the share of perturbation
+energy above the masking threshold, :mod:`jaxaudio.perceptual`). The psychoacoustic attack
+(``psy``, not in the paper, on unless ``--no-psychoacoustic``) starts from PGD's seed-0
+adversaries. Changing one attack's settings (``--set pgd.learning_rate=2e-5``) reruns
 only that attack's stages. The run ends by writing ``results.json``, the arrays the figures
 are drawn from (``arrays/*.npz``), listening WAVs (``audio/``) and the report
 (:mod:`jaxaudio.report.attacks`).
@@ -233,7 +236,8 @@ def apply_overrides(sp: StudyPreset, overrides: Optional[Sequence[str]]) -> Stud
         field = attack if attack in ("pgd", "cw", "mscw", "fgsm", PSY) else None
         known = ("eps",) if field == "fgsm" else tuple(getattr(sp, field)) if field else ()
         if not value or field is None or key not in known:
-            raise ValueError(f"--set expects ATTACK.KEY=VALUE with ATTACK in fgsm, pgd, cw, mscw, psy "
+            raise ValueError(f"--set expects ATTACK.KEY=VALUE with ATTACK in fgsm, pgd, cw, mscw, "
+                             f"psy "
                              f"and KEY one of its settings {known or ''}, got {item!r}")
         try:
             number = int(value) if value.lstrip("+-").isdigit() else float(value)
@@ -469,10 +473,11 @@ def _perceptual_results(results: dict, perceptual: dict, runs: dict, sp: StudyPr
                       share_above_threshold=float(perceptual[name]["share_above_threshold"][i]))
     results["method"]["perceptual"] = (
         "ViSQOL v3 audio mode (visqol-python; original and adversarial resampled to 48 kHz "
-        "with soxr): MOS-LQO 1-5, mean over the successful adversaries of seed 0 among the "
+        "with soxr): MOS-LQO 1-5, mean over the successful adversaries of seed 0 among "
         + ("all attacked clips" if sp.perceptual_clips is None else
-           f"first {sp.perceptual_clips} attacked clips")
-        + " (none for excerpts shorter than 1 s, which ViSQOL refuses). Share above threshold: the share of the perturbation's PSD energy above the clean "
+           f"the first {sp.perceptual_clips} attacked clips")
+        + " (none for excerpts shorter than 1 s, which ViSQOL refuses). Share above threshold: "
+        "the share of the perturbation's PSD energy above the clean "
         "clip's masking threshold (MPEG-1 psychoacoustic model 1, 2048/512 frames), mean over "
         "the successful adversaries of seed 0.")
 
@@ -513,8 +518,8 @@ def _stages(runner, sp: StudyPreset, clf, selected, *, split: dict, load_test):
         "fgsm_sweep", fgsm_sweep_stage, settings={"epsilons": list(sp.fgsm_epsilons)}, **on_set)
     summary, noise_control = _controls(stage, sp, runs, aset, clf, seed=seed)
     perceptual = _perceptual(stage, sp, runs, aset, summary)
-    return {"perceptual": perceptual,"clean": clean, "attack_set": aset, "runs": runs, "sweep": sweep,
-            "summary": summary, "noise_control": noise_control}
+    return {"perceptual": perceptual, "clean": clean, "attack_set": aset, "runs": runs,
+            "sweep": sweep, "summary": summary, "noise_control": noise_control}
 
 
 def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
