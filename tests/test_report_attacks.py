@@ -146,3 +146,30 @@ def test_selection_of_attacks_and_missing_sweep(tmp_path):
     html = _body(write_report(out).read_text())
     assert "published: PGD" in html and "published: FGSM" not in html
     assert "fgsm_success_vs_eps" not in html
+
+
+def test_perceptual_columns_and_ab_listening(tmp_path):
+    out = _folder(tmp_path / "psy")
+    results = json.loads((out / "results.json").read_text())
+    for n in ATTACKS:
+        results["attacks"][n].update(visqol_mos_mean=4.1, visqol_n=5,
+                                     share_above_threshold_mean=0.25)
+    results["attacks"]["psy"] = dict(_entry(0.5), published={}, visqol_mos_mean=4.6,
+                                     visqol_n=4, share_above_threshold_mean=0.0012,
+                                     settings={"eps": 5e-4, "alpha": 0.1})
+    results["listening_examples"]["pgd"][0].update(visqol_mos=4.25,
+                                                   share_above_threshold=0.3125)
+    (out / "results.json").write_text(json.dumps(results))
+    with np.load(out / "arrays" / "confusion.npz") as f:
+        conf = {k: f[k] for k in f.files}
+    conf["psy_labels"], conf["psy_prediction"] = conf["pgd_labels"], conf["pgd_prediction"]
+    np.savez(out / "arrays" / "confusion.npz", **conf)
+    html = _body(write_report(out).read_text())
+    table = html[html.index("<table"):html.index("</table>")]
+    assert "ViSQOL MOS-LQO" in table and "share above masking threshold" in table
+    assert "psychoacoustic (PGD, then masked)" in table
+    assert "4.60 (n=4)" in table and "0.0012" in table
+    ab = html[html.index("A/B listening"):html.index("Listening examples")]
+    assert "A: original" in ab and "B: adversarial" in ab and "clip003_adversary" in ab
+    assert "4.25" in ab and "0.3125" in ab and "31.5" in ab
+    assert "perturbation" not in ab.split("</p>", 1)[1]  # A/B: no perturbation player

@@ -50,7 +50,7 @@ def test_results_schema(smoke):
     assert isinstance(on_disk["clean_accuracy"], float) and 0 <= on_disk["clean_accuracy"] <= 1
     assert isinstance(on_disk["headline"], str) and on_disk["headline"]
     attacks = on_disk["attacks"]
-    for name in study.ATTACKS:
+    for name in study.ALL_ATTACKS:
         entry = attacks[name]
         assert ENTRY_KEYS <= set(entry), name
         assert 0.0 <= entry["success_rate"] <= 1.0
@@ -65,7 +65,7 @@ def test_results_schema(smoke):
     assert len(sweep) == len(study.STUDY_PRESETS["smoke"].fgsm_epsilons)
     assert attacks["pgd"]["seeds"] == attacks["cw_random"]["seeds"] == 2
     assert attacks["cw"]["seeds"] == 1
-    assert set(on_disk["noise_control"]) == set(study.ATTACKS)
+    assert set(on_disk["noise_control"]) == set(study.ALL_ATTACKS)
     assert on_disk["preset_deviations_from_paper"]
     stages = on_disk["stages"]
     assert stages["reused"] == [] and {"model", "clean", "attack_set", "fgsm_sweep",
@@ -74,7 +74,7 @@ def test_results_schema(smoke):
     with np.load(out / "arrays" / "confusion.npz") as f:
         assert {"clean_labels", "clean_prediction", "cw_labels", "cw_prediction"} <= set(f.files)
     with np.load(out / "arrays" / "snr.npz") as f:
-        assert set(f.files) == set(study.ATTACKS)
+        assert set(f.files) == set(study.ALL_ATTACKS)
     with np.load(out / "arrays" / "fgsm_sweep.npz") as f:
         np.testing.assert_allclose(f["success_rate"], on_disk["fgsm_sweep"]["success_rate"])
 
@@ -90,7 +90,7 @@ def test_fixed_target_skips_clips_of_the_target_class(smoke):
 
 def test_figures_audio_and_report_exist(smoke):
     out, results = smoke
-    for name in study.ATTACKS:
+    for name in study.ALL_ATTACKS:
         assert (out / "figures" / f"confusion_{name}.png").stat().st_size > 0
     assert (out / "figures" / "snr_histogram.png").is_file()
     assert (out / "figures" / "fgsm_success_vs_eps.png").is_file()
@@ -105,7 +105,7 @@ def test_figures_audio_and_report_exist(smoke):
                 assert (folder / f"{stem}_{role}.wav").is_file()
     # Examples are the first successful clips that needed at least one step.
     count = study.STUDY_PRESETS["smoke"].listening_examples
-    for name in study.ATTACKS:
+    for name in study.ALL_ATTACKS:
         run = _stage(out, f"attack {name} seed 0")
         eligible = int(np.sum(run["success"] & (run["iterations"] > 0)))
         assert len(results["listening_examples"][name]) == min(count, eligible)
@@ -116,7 +116,7 @@ def test_wav_success_is_measured_on_written_files(smoke, monkeypatch, tmp_path):
     from jaxaudio.models import Classifier
 
     out, results = smoke
-    for name in study.ATTACKS:
+    for name in study.ALL_ATTACKS:
         assert results["attacks"][name]["wav_files"] == results["attacks"][name]["n"]
     clf = Classifier.load(_model_dir(out))
     run = _stage(out, "attack pgd seed 0")
@@ -147,7 +147,7 @@ def test_wav_success_equals_in_loop_success(smoke):
     """The loop quantises onto the grid a PCM_16 file holds (k / 32768), so the adversarials
     written as WAV files and read back are the arrays the attack evaluated: same outcome."""
     out, results = smoke
-    for name in study.ATTACKS:
+    for name in study.ALL_ATTACKS:
         run = _stage(out, f"attack {name} seed 0")
         assert results["attacks"][name]["wav_success_rate"] == pytest.approx(
             float(np.mean(run["success"])), abs=1e-12), name
@@ -163,9 +163,60 @@ def test_rerun_recomputes_nothing(smoke):
     assert {p: p.stat().st_mtime_ns for p in sorted((out / "stages").glob("*/stage.json"))} \
         == stamps
     assert again["model"]["source"] == "trained earlier"
-    for name in study.ATTACKS:
+    for name in study.ALL_ATTACKS:
         a, b = results["attacks"][name], again["attacks"][name]
         assert a == b  # every number read back from the stages, none re-timed
+
+
+def test_perceptual_columns_and_psychoacoustic_row(smoke):
+    """Every attack gains the share above the masking threshold (all clips) and a ViSQOL
+    column (empty here: ViSQOL refuses the smoke preset's 0.5-s excerpts); the psychoacoustic
+    attack is a row of its own with its settings."""
+    from jaxaudio import perceptual
+
+    out, results = smoke
+    for name in study.ALL_ATTACKS:
+        e, p = results["attacks"][name], _stage(out, f"perceptual_{name}")
+        run = _stage(out, f"attack {name} seed 0")
+        assert p["share_above_threshold"].shape == run["success"].shape
+        assert np.all((p["share_above_threshold"] >= 0) & (p["share_above_threshold"] <= 1))
+        ok = run["success"]
+        expected = float(p["share_above_threshold"][ok].mean()) if ok.any() else None
+        assert e["share_above_threshold_mean"] == pytest.approx(expected)
+        assert not p["visqol_scored"].any() and np.all(np.isnan(p["visqol_mos"]))
+        assert e["visqol_mos_mean"] is None and e["visqol_n"] == 0
+    # The stage's share is the perceptual module's on the written adversarials.
+    from jaxaudio.data import pcm16_to_float
+
+    run, aset = _stage(out, "attack psy seed 0"), _stage(out, "attack_set")
+    share = perceptual.share_above_threshold(aset["waves"][run["clip_mask"]],
+                                             pcm16_to_float(run["adversarial_pcm"]), 16000)
+    np.testing.assert_allclose(share, _stage(out, "perceptual_psy")["share_above_threshold"],
+                               atol=1e-6)
+    psy = results["attacks"]["psy"]
+    assert psy["settings"]["stage1"] == "pgd" and psy["targeted"] is False
+    assert "ViSQOL" in results["method"]["perceptual"]
+    html = (out / "report.html").read_text()
+    assert "psychoacoustic (PGD, then masked)" in html and "ViSQOL MOS-LQO" in html
+
+
+def test_psychoacoustic_option(tmp_path):
+    sp, selected = study._options("smoke", None, None, None, None, False)
+    assert "psy" not in selected and not sp.psychoacoustic
+    assert study._options("smoke", None, None, None, None)[1] == study.ALL_ATTACKS
+    assert study._options("smoke", None, None, None, ["psy", "pgd"])[1] == ("pgd", "psy")
+    with pytest.raises(ValueError, match="no-psychoacoustic"):
+        study._options("smoke", None, None, None, ["psy"], False)
+    new = study.apply_overrides(study.STUDY_PRESETS["smoke"], ["psy.alpha=0.5"])
+    assert new.psy["alpha"] == 0.5
+    with pytest.raises(ValueError, match="--set"):
+        study.apply_overrides(study.STUDY_PRESETS["smoke"], ["psy.check_every=2.5"])
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    study.add_arguments(parser)
+    assert parser.parse_args(["--out", "x", "--no-psychoacoustic"]).psychoacoustic is False
+    assert parser.parse_args(["--out", "x"]).psychoacoustic is None
 
 
 def test_real_data_runs_on_the_fsdkaggle2019_validation_quarter(tmp_path):
@@ -237,7 +288,11 @@ def test_changing_one_attack_setting_recomputes_only_that_attack(smoke):
                       overrides=["pgd.learning_rate=2e-3"])
     computed = set(again["stages"]["computed"])
     assert {"attack pgd seed 0", "attack pgd seed 1"} <= computed
-    assert computed <= {"attack pgd seed 0", "attack pgd seed 1", "noise_pgd", "wav_pgd"}
+    # The psychoacoustic row started from PGD's adversaries; with PGD's settings changed it runs
+    # its own stage 1 (its preset settings), so it is recomputed too.
+    psy = {"attack psy seed 0", "noise_psy", "wav_psy", "perceptual_psy"}
+    assert computed <= {"attack pgd seed 0", "attack pgd seed 1", "noise_pgd", "wav_pgd",
+                        "perceptual_pgd"} | psy and psy <= computed
     assert again["attacks"]["pgd"]["settings"]["learning_rate"] == 2e-3
     for name in ("fgsm", "cw", "cw_random", "mscw"):
         assert again["attacks"][name] == results["attacks"][name]
@@ -255,4 +310,8 @@ def test_presets_change_sizes_only(name):
         assert mine.pop("max_iterations") <= published.pop("max_iterations")
         assert mine == published, attack
     assert paper.pgd == {"eps": 5e-4, "learning_rate": 1e-5, "max_iterations": 500}
+    mine, full = dict(preset.psy), dict(paper.psy)
+    for budget in ("stage1_iterations", "max_iterations"):
+        assert mine.pop(budget) <= full.pop(budget)
+    assert mine == full and preset.psychoacoustic == paper.psychoacoustic
     assert paper.cw["alpha"] == 0.01 and paper.mscw["alpha"] == 10.0

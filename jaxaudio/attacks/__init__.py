@@ -1,5 +1,6 @@
 """Adversarial attacks on audio classifiers (study 1 of docs/studies.md): FGSM, PGD, C&W and
-multi-scale C&W, on waveforms or any other input (spectrograms), batched, jitted and shardable.
+multi-scale C&W and the psychoacoustic (masking-threshold) attack, on waveforms or any other
+input (spectrograms), batched, jitted and shardable.
 
 Quick start::
 
@@ -39,13 +40,14 @@ from jaxaudio.attacks.losses import (DEFAULT_FFT_SIZES, binary_cross_entropy, cr
 from jaxaudio.attacks.pieces import (make_decision, round_to_16bit, sign_gradient, signed_adam,
                                      snr_db)
 from jaxaudio.attacks.sharding import batch_mesh, shard_batch, sharded, unpad
+from jaxaudio.attacks.psychoacoustic import masking_threshold, psychoacoustic
 from jaxaudio.attacks.specs import make_attack
 from jaxaudio.attacks.validation import example_keys, random_targets
 from jaxaudio.data.audio import PCM16_MAX_INDEX, PCM16_MIN_INDEX, PCM16_SCALE
 
 #: The public waveform attacks by their short names (study 1, ``jaxaudio attack --audio``).
 BY_NAME = {"fgsm": fgsm, "pgd": pgd, "pgd_l2": pgd_l2, "cw": carlini_wagner,
-           "mscw": multiscale_carlini_wagner}
+           "mscw": multiscale_carlini_wagner, "psy": psychoacoustic}
 
 __all__ = [
     "BY_NAME",
@@ -70,12 +72,14 @@ __all__ = [
     "fgsm",
     "fgsm_sweep",
     "make_attack",
+    "masking_threshold",
     "make_decision",
     "multiscale_carlini_wagner",
     "multiscale_spectral_distance",
     "multilabel",
     "pgd",
     "pgd_l2",
+    "psychoacoustic",
     "specs",
     "as_hyper",
     "random_targets",

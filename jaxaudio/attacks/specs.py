@@ -24,8 +24,8 @@ import optax
 from jaxaudio.attacks import driver, losses, pieces, validation
 from jaxaudio.attacks.containers import AttackConfig, AttackSpec
 
-__all__ = ["NORMS", "STEPS", "fgsm", "pgd", "carlini_wagner", "multiscale_carlini_wagner", "FACTORIES",
-           "make_attack"]
+__all__ = ["NORMS", "STEPS", "fgsm", "pgd", "carlini_wagner", "multiscale_carlini_wagner",
+           "psychoacoustic", "FACTORIES", "make_attack"]
 
 #: Constraint sets of :func:`pgd`.
 NORMS = ("linf", "l2", "snr_l2")
@@ -115,12 +115,51 @@ def multiscale_carlini_wagner(*, clip_eps, alpha, learning_rate,
                           distance=distance)
 
 
+def psychoacoustic(*, alpha, clip_eps, learning_rate, threshold=None, reference=None,
+                   start=None, sample_rate: int = 16000, n_fft: int = 2048,
+                   hop_length: int = 512) -> AttackSpec:
+    """``hinge + alpha · classification loss`` by signed-gradient Adam; ``delta`` clipped to
+    ``±clip_eps``. The hinge (:func:`jaxaudio.attacks.psychoacoustic.hinge_distance`) is the
+    mean excess of the perturbation's PSD over the clean clip's masking threshold.
+
+    ``threshold (frames, bins)`` / ``reference ()``: the example's precomputed
+    :class:`~jaxaudio.attacks.psychoacoustic.MaskingThreshold` (the two-stage attack builds
+    this spec per example); ``None`` = computed from ``x`` at every step (``sample_rate``
+    then sets its Bark scale). ``start``: the starting perturbation (stage 1's adversary),
+    ``None`` = zero. Run alone (:func:`make_attack`) this is a one-stage attack with a fixed
+    ``alpha``; :func:`jaxaudio.attacks.psychoacoustic.psychoacoustic` adapts ``alpha`` per
+    example.
+    """
+    # (attacks.psychoacoustic, the attribute, is the public function of that module)
+    from jaxaudio.attacks.psychoacoustic import (MaskingThreshold, hinge_distance,
+                                                 masking_threshold_example)
+
+    def masking_of(x):
+        if threshold is not None:
+            return MaskingThreshold(threshold, reference)
+        return masking_threshold_example(x, sample_rate=sample_rate, n_fft=n_fft,
+                                         hop_length=hop_length)
+
+    def objective(x, x_adv, class_loss):
+        hinge = hinge_distance(x_adv - x, masking_of(x), n_fft=n_fft,
+                                   hop_length=hop_length)
+        return hinge + alpha * class_loss
+
+    return AttackSpec(
+        objective=objective,
+        optimizer=pieces.signed_adam(learning_rate),
+        project=pieces.linf_projection(clip_eps),
+        init_delta=pieces.zero_start() if start is None else (lambda x, key: start),
+    )
+
+
 #: Attack name -> factory (for :func:`jaxaudio.attacks.make_attack`).
 FACTORIES = {
     "fgsm": fgsm,
     "pgd": pgd,
     "cw": carlini_wagner,
     "multiscale_cw": multiscale_carlini_wagner,
+    "psychoacoustic": psychoacoustic,
 }
 
 _CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(AttackConfig))

@@ -16,13 +16,14 @@ from jaxaudio.report import page
 
 __all__ = ["render"]
 
-_ORDER = ("fgsm", "pgd", "cw", "cw_random", "mscw")
+_ORDER = ("fgsm", "pgd", "cw", "cw_random", "mscw", "psy")
 
 
 def _label(name: str, results: dict) -> str:
     target = results.get("method", {}).get("cw_fixed_target", "fixed target")
     return {"fgsm": "FGSM", "pgd": "PGD", "cw": f"C&W → {target}",
-            "cw_random": "C&W → random other", "mscw": "multi-scale C&W → random"}.get(name, name)
+            "cw_random": "C&W → random other", "mscw": "multi-scale C&W → random",
+            "psy": "psychoacoustic (PGD, then masked)"}.get(name, name)
 
 
 def _attacks(results: dict) -> list[str]:
@@ -39,7 +40,7 @@ def _settings_text(settings: dict) -> str:
 def _headline_table(results: dict) -> str:
     header = ("attack", "settings", "success", "accuracy after", "mean SNR ± std (dB)",
               "median iterations", "noise at mean SNR: accuracy", "success on WAV", "seeds",
-              "seconds")
+              "seconds") + _PERCEPTUAL_HEADER
     rows, published = [], []
     for name in _attacks(results):
         e = results["attacks"][name]
@@ -54,17 +55,19 @@ def _headline_table(results: dict) -> str:
             page.fmt(e["iterations_median"], 1),
             page.fmt(e.get("noise_control_accuracy")),
             page.fmt(e.get("wav_success_rate")) + (" (seed 0)" if seeds > 1 else ""),
-            seeds, page.fmt(e.get("seconds"), 1)))
+            seeds, page.fmt(e.get("seconds"), 1)) + _perceptual_cells(e))
         pub = e.get("published") or {}
         if pub:
             published.append((f"published: {_label(name, results)}", pub.get("settings", ""),
                               "", pub.get("accuracy_after", ""), pub.get("snr_db_mean", ""),
-                              pub.get("iterations_median", ""), "", "", "", ""))
+                              pub.get("iterations_median", ""), "", "", "", "")
+                             + ("",) * len(_PERCEPTUAL_HEADER))
     caption = ("Measured (top) and published by Prinz & Flexer 2020 (greyed). Success: "
                "untargeted — the prediction differs from the true label; targeted — it is the "
                "target; measured on exactly the returned adversarial, and again after writing "
                "it as a 16-bit WAV file and reading it back. Success and accuracy: mean ± std "
-               "over seeds; SNR and iterations over the successful adversaries of all seeds.")
+               "over seeds; SNR and iterations over the successful adversaries of all seeds. "
+               + _PERCEPTUAL_CAPTION)
     return page.table(header, rows, published=published, caption=caption)
 
 
@@ -89,6 +92,45 @@ def _deviations(results: dict) -> str:
     lis = "".join(f"<li>{page.esc(d)}</li>" for d in items)
     return (f'<p class="note">Preset <b>{page.esc(results.get("preset", ""))}</b> deviates from '
             f'the paper:</p><ul class="note">{lis}</ul>')
+
+
+# ----------------------------------------------------------------- perceptual quality (A/B)
+_PERCEPTUAL_HEADER = ("ViSQOL MOS-LQO (seed 0)", "share above masking threshold")
+_PERCEPTUAL_CAPTION = (
+    "ViSQOL: audio-mode MOS-LQO of adversarial against original at 48 kHz, 1 (bad) to about "
+    "4.7 (identical), mean over the successful adversaries of seed 0 in the scored subset "
+    "(n). Share above masking threshold: the share of the perturbation's spectral energy "
+    "above the clean clip's frequency-masking threshold, 0 = all masked; mean over the "
+    "successful adversaries of seed 0. The psychoacoustic attack (not in the paper) starts "
+    "from PGD's adversary and pushes its perturbation under that threshold.")
+
+
+def _perceptual_cells(e: dict) -> tuple:
+    mos = e.get("visqol_mos_mean")
+    return ((page.fmt(mos, 2) + f" (n={e['visqol_n']})") if mos is not None else "–",
+            page.fmt(e.get("share_above_threshold_mean"), 4))
+
+
+def _ab_listening(out_dir: Path, results: dict) -> str:
+    """A/B: per attack its first listening example, original (A) against adversarial (B), with
+    SNR, ViSQOL MOS and the share above the masking threshold under each."""
+    clips = []
+    for name in _attacks(results):
+        for ex in results.get("listening_examples", {}).get(name, [])[:1]:
+            folder, stem = out_dir / "audio" / name, f"clip{int(ex['clip']):03d}"
+            clips.append({
+                "title": f"{_label(name, results)} · clip {ex['clip']}",
+                "facts": {"SNR (dB)": page.fmt(ex.get("snr_db"), 1),
+                          "ViSQOL MOS": page.fmt(ex.get("visqol_mos"), 2),
+                          "share above threshold": page.fmt(ex.get("share_above_threshold"), 4)},
+                "players": [("A: original", folder / f"{stem}_original.wav"),
+                            ("B: adversarial", folder / f"{stem}_adversary.wav")]})
+    if not clips:
+        return ""
+    return ("<h2>A/B listening: original against adversarial</h2><p class=\"note\">One clip "
+            "per attack: play A, then B. At the same SNR a perturbation under the masking "
+            "threshold (share near 0, MOS near the ceiling of about 4.7) is the harder one to "
+            "hear.</p>" + page.listening(out_dir, clips))
 
 
 # ------------------------------------------------------------------------------- warnings
@@ -268,5 +310,5 @@ def render(out_dir, results: dict) -> str:
     return ("<h2>Attacks on the instrument classifier (docs/studies.md §1)</h2>"
             + _lead(results) + _headline_table(results) + _deviations(results)
             + page.warnings(_warnings(results))
-            + "<h2>Figures</h2>" + _figures(out_dir, results) + _listening(out_dir, results)
-            + multilabel_section(results))
+            + "<h2>Figures</h2>" + _figures(out_dir, results) + _ab_listening(out_dir, results)
+            + _listening(out_dir, results) + multilabel_section(results))
