@@ -1,4 +1,4 @@
-"""Figures of merit for the three studies: SNR, accuracy, lwlrap, ROC-AUC, confusion matrices.
+"""Figures of merit for the studies: SNR, accuracy, lwlrap, ROC-AUC, confusion matrices.
 
 Evaluation metrics work on numpy arrays (anything ``np.asarray`` accepts, including jax arrays)
 and return Python floats or numpy arrays. :func:`snr_db` also accepts jax arrays and then stays
