@@ -204,7 +204,8 @@ def cmd_demo(args) -> int:
     names = []
     for dataset, name in (("synth-instruments", "instruments"), ("synth-voice", "voice")):
         ns = argparse.Namespace(dataset=dataset, data=None, preset=args.preset, seed=args.seed,
-                                out=str(foundation / name), epochs=None, resume=True)
+                                out=str(foundation / name), epochs=None, resume=True,
+                                tagger="single")
         cmd_train(ns)
         names.append(name)
     accuracy = {n: json.loads((foundation / n / "metrics.json").read_text())["accuracy"]

@@ -234,3 +234,18 @@ def test_file_system_errors_are_one_line(monkeypatch, tmp_path, capsys):
     assert cli.main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"jaxaudio: error: Permission denied: {tmp_path / 'out'}"
+
+
+def test_demo_runs_the_foundation_and_leaves_study_options_out(tmp_path, monkeypatch):
+    """`jaxaudio demo --only` (no study) trains both smoke classifiers through cmd_train as the
+    demo calls it; the default study list leaves the NOT_IN_DEMO options out."""
+    ran = []
+    for command, module, *_ in cli.STUDY_COMMANDS:
+        monkeypatch.setattr(cli._study(module), "run", lambda module=module, **kw: ran.append(module))
+    monkeypatch.setattr(cli, "STUDY_COMMANDS", tuple(
+        row for row in cli.STUDY_COMMANDS if row[0] in cli.NOT_IN_DEMO))
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--preset", "smoke", "--out", str(out)]) == 0
+    for name in ("instruments", "voice"):
+        assert (out / "foundation" / name / "metrics.json").exists()
+    assert ran == []  # the robustness option is not part of the demo unless --only names it
