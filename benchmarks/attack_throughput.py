@@ -220,14 +220,14 @@ def early_stop_efficiency(clf, waves, labels, *, slots, max_iterations) -> list[
     return rows
 
 
-def foolbox_comparison(clf, waves, labels, *, batch, steps, repeats) -> dict:
+def foolbox_comparison(clf, waves, labels, *, batch, steps, repeats, eps=2e-3,
+                       step=2e-4) -> dict:
     try:
         import foolbox as fb
     except ImportError:
         msg = "Foolbox not installed (pip install 'jaxaudio[bench]'); Foolbox row skipped"
         print(msg)
         return {"skipped": msg}
-    eps, step = 2e-3, 2e-4
     x = jnp.asarray(waves[:batch])
     y = jnp.asarray(labels[:batch])
     model = fb.JAXModel(clf.logits_fn, bounds=(-1.0, 1.0))
@@ -293,6 +293,9 @@ def main(argv=None) -> int:
                         help="PGD step limit in the early-stop table")
     parser.add_argument("--foolbox-batch", type=int, default=32)
     parser.add_argument("--foolbox-steps", type=int, default=20)
+    parser.add_argument("--foolbox-eps", type=float, default=2e-3)
+    parser.add_argument("--foolbox-step", type=float, default=2e-4,
+                        help="LinfPGD's absolute step = jaxaudio's learning rate")
     parser.add_argument("--parts", nargs="+", default=["overhead", "early_stopping", "foolbox"],
                         choices=["overhead", "early_stopping", "foolbox"])
     parser.add_argument("--out", default="benchmarks/results/attack_throughput_cpu.json")
@@ -316,7 +319,8 @@ def main(argv=None) -> int:
     if "foolbox" in args.parts:
         results["foolbox"] = foolbox_comparison(clf, waves, labels, batch=args.foolbox_batch,
                                                 steps=args.foolbox_steps,
-                                                repeats=args.repeats)
+                                                repeats=args.repeats, eps=args.foolbox_eps,
+                                                step=args.foolbox_step)
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
