@@ -30,28 +30,16 @@ import json
 import os
 import pathlib
 import platform
-import statistics
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from common import CLIP_SAMPLES, SAMPLE_RATE, instrument_excerpts, median_seconds
 from jaxaudio import attacks, tasks
 from jaxaudio.attacks import core
 
-SAMPLE_RATE = 16000
-CLIP_SAMPLES = 3 * SAMPLE_RATE
-
-
-def _median_time(fn, repeats: int) -> float:
-    jax.block_until_ready(fn())  # compile + warm up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _machine() -> str:
@@ -60,19 +48,6 @@ def _machine() -> str:
     if dev.platform == "cpu":
         return f"{cores}-core CPU ({platform.processor() or platform.machine()}), no GPU"
     return f"{dev.device_kind} ({dev.platform}), host {cores} cores"
-
-
-def _clips(n: int, seed: int = 0) -> np.ndarray:
-    test = tasks.load_split("synth-instruments", "test", preset_name="demo", seed=seed)
-    rows = []
-    for i in range(n):
-        w = np.asarray(test.waves[i % len(test)], np.float32)
-        if len(w) < CLIP_SAMPLES:
-            w = np.tile(w, int(np.ceil(CLIP_SAMPLES / len(w))))
-        s = (len(w) - CLIP_SAMPLES) // 2
-        rows.append(w[s:s + CLIP_SAMPLES])
-    return np.clip(np.stack(rows), -1, 1), np.asarray(
-        [test.labels[i % len(test)] for i in range(n)], np.int32)
 
 
 def _classifier(model):
@@ -238,7 +213,7 @@ def foolbox_comparison(clf, waves, labels, *, batch, steps, repeats, eps=2e-3,
         _, clipped, success = attack(model, x, y, epsilons=eps)
         return clipped, success
 
-    t_fb = _median_time(run_fb, repeats)
+    t_fb = median_seconds(run_fb, repeats)
     _, fb_success = run_fb()
     fb_success = np.asarray(fb_success)
 
@@ -256,7 +231,7 @@ def foolbox_comparison(clf, waves, labels, *, batch, steps, repeats, eps=2e-3,
             ("pgd step='sign', on the 16-bit grid", {"step": "sign", "quantize_16bit": True})):
         kw = {"random_start": True, "early_stop": False, **options}
         fn = attacks.make_attack("pgd", clf.logits_fn, **kw)
-        t = _median_time(lambda: fn(x, y, tgt, keys, hyper, max_steps).adversarial, repeats)
+        t = median_seconds(lambda: fn(x, y, tgt, keys, hyper, max_steps).adversarial, repeats)
         ok = np.asarray(fn(x, y, tgt, keys, hyper, max_steps).success)
         variants[name] = {"options": kw, "seconds": t, "examples_per_s": batch / t,
                           "success_rate": float(ok.mean()),
@@ -302,7 +277,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     clf, model_name = _classifier(args.model)
-    waves, labels = _clips(max(max(args.batches), args.queue, args.foolbox_batch))
+    waves, labels = instrument_excerpts(max(max(args.batches), args.queue, args.foolbox_batch))
     machine = _machine()
     print(f"machine: {machine}; model: {model_name}; clips {CLIP_SAMPLES} samples", flush=True)
     results = {"machine": machine, "jax": jax.__version__, "backend": jax.default_backend(),

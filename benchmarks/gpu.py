@@ -29,12 +29,10 @@ Parts (one JSON out, ``--out``, with the device named):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import pathlib
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -43,12 +41,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from common import CLIP_SAMPLES, SAMPLE_RATE, instrument_excerpts, median_seconds
 from jaxaudio import attacks, tasks
 from jaxaudio.attacks import core
 from jaxaudio.studies.instrument_attacks import STUDY_PRESETS
 
-SAMPLE_RATE = 16000
-CLIP_SAMPLES = 3 * SAMPLE_RATE
 
 #: Sizes per ``--size``: full on accelerators, small enough for a 2-core CPU in minutes.
 SIZES = {
@@ -78,16 +75,6 @@ def machine() -> dict:
     return info
 
 
-def median_seconds(fn, repeats: int) -> float:
-    jax.block_until_ready(fn())  # compile + warm up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def classifier(model, task: str):
     from jaxaudio.models import Classifier
 
@@ -110,19 +97,6 @@ def bfloat16_logits_fn(clf):
         return clf.module.apply(variables, x, train=False).astype(jnp.float32)
 
     return logits_fn
-
-
-def clips(n: int):
-    test = tasks.load_split("synth-instruments", "test", preset_name="demo", seed=0)
-    rows, labels = [], []
-    for i in range(n):
-        w = np.asarray(test.waves[i % len(test)], np.float32)
-        if len(w) < CLIP_SAMPLES:
-            w = np.tile(w, int(np.ceil(CLIP_SAMPLES / len(w))))
-        s = (len(w) - CLIP_SAMPLES) // 2
-        rows.append(w[s:s + CLIP_SAMPLES])
-        labels.append(max(int(test.labels[i % len(test)]), 0))
-    return np.clip(np.stack(rows), -1, 1), np.asarray(labels, np.int32)
 
 
 def _hyper(name: str) -> dict:
@@ -269,7 +243,8 @@ def main(argv=None) -> int:
     info = machine()
     print(f"device: {info['device_kind']} ({info['backend']}), jax {info['jax']}", flush=True)
     clf, model_name = classifier(args.model, "instruments")
-    waves, labels = clips(max(max(pick["batches"]), pick["job_clips"]))
+    waves, labels = instrument_excerpts(max(max(pick["batches"]), pick["job_clips"]))
+    labels = np.maximum(labels, 0)  # a two-instrument clip is attacked as its first class
     results = {"device": info, "model": model_name, "sizes": pick,
                "clip": {"samples": CLIP_SAMPLES, "sample_rate": SAMPLE_RATE},
                "settings": {n: _hyper(n) for n in ATTACKS}}

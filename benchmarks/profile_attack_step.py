@@ -29,24 +29,13 @@ import dataclasses
 import json
 import os
 import pathlib
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from common import median_seconds
 from jaxaudio import frontend as fe, tasks
-
-
-def median_seconds(fn, *args, repeats: int) -> float:
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def flops(fn, *args) -> float:
@@ -107,7 +96,8 @@ def main(argv=None) -> int:
         return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(args.batch), labels])
 
     def add(name, fn, *a):
-        t = median_seconds(jax.jit(fn), *a, repeats=r)
+        jitted = jax.jit(fn)
+        t = median_seconds(lambda: jitted(*a), r)
         f = flops(fn, *a)
         rows.append({"piece": name, "ms_per_example": 1e3 * t / args.batch,
                      "gflops_per_s": f / t / 1e9 if np.isfinite(f) else None,
