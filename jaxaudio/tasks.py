@@ -123,8 +123,12 @@ def frontend_for(task: str) -> fe.FrontendConfig:
 # Data
 # ----------------------------------------------------------------------------------------------
 def load_split(dataset: str, split: str, *, preset_name: str = "demo", seed: int = 0,
-               data: Optional[str] = None, progress: bool = True):
+               data: Optional[str] = None, progress: bool = True, multi_label: bool = False):
     """Load ``split`` of ``dataset`` (``progress``: the real loaders' bar over files).
+
+    ``multi_label`` (synthetic instruments, ``"train"``/``"test"``): half the clips carry two
+    instruments playing together, both tagged (``make_mixed_instruments``), for a multi-label
+    tagger; the real datasets' loaders give multi-hot targets already.
 
     Splits: instruments ``"train"`` (curated), ``"noisy"``, ``"test"``; voice ``"train"``,
     ``"valid"``, ``"test"``. Real datasets need ``data`` (their root folder). For FSDKaggle2019,
@@ -140,6 +144,11 @@ def load_split(dataset: str, split: str, *, preset_name: str = "demo", seed: int
         if split not in names:
             raise ValueError(f"unknown split {split!r} for {dataset}; use one of {sorted(names)}")
         n = p.num_test if split == "test" else p.num_train
+        if multi_label and split in ("train", "curated", "test"):
+            from jaxaudio.data.synth_instruments import make_mixed_instruments
+
+            return make_mixed_instruments(split=names[split], num_clips=n, seed=seed,
+                                          min_seconds=p.min_seconds, max_seconds=p.max_seconds)
         return make_synth_instruments(split=names[split], num_clips=n, seed=seed,
                                       min_seconds=p.min_seconds, max_seconds=p.max_seconds)
     if dataset == "synth-voice":
