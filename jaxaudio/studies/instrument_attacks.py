@@ -338,7 +338,7 @@ def wav_stage(stage_dir, *, run, clf, rate):
 def _classifier(runner, out: pathlib.Path, *, dataset, preset, seed, data, model, progress):
     """Load ``model``, or train one in the ``model`` stage (resumable)."""
     if model is not None:
-        clf, info = Classifier.load(model), {"source": "loaded", "path": str(model)}
+        clf, info = load_classifier(model), {"source": "loaded", "path": str(model)}
     else:
         trained = runner.stage(
             "model", train_stage, settings={"dataset": dataset, "preset": preset, "seed": seed},

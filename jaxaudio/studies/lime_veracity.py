@@ -486,7 +486,7 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
     from jaxaudio import report, tasks
     from jaxaudio.audit import results as audit_results
     from jaxaudio.data import SYNTHETIC_DATA
-    from jaxaudio.models import Classifier
+    from jaxaudio.models import load_classifier
     from jaxaudio.pipeline import Runner, atomic_write_text
 
     sp, out = _check(preset, num_samples, per_direction, model, data), pathlib.Path(out)
@@ -501,7 +501,7 @@ def run(*, out, preset: str = "demo", seed: int = 0, data=None, model=None,
             "preset": preset, "seed": seed, "training": training_settings(preset, sp)},
             context={"train_dir": out / "train", "progress": progress,
                      "data": data}).path / "classifier"
-    clf = Classifier.load(model)
+    clf = load_classifier(model)
     if clf.task != "binary":
         raise ValueError(f"--model: the audit needs a binary singing voice detector, got task "
                          f"{clf.task!r}")
