@@ -168,9 +168,8 @@ class QueueState(NamedTuple):
     Attributes:
       slot_index: int32 ``(slots,)``: the example each slot works on; ``num_examples`` = empty.
       next_index: int32, the first example not yet loaded into a slot.
-      loop_steps: int32, iterations of the batched loop so far (each runs every slot once).
       slot_steps: int32, example-steps computed so far: the sum over loop iterations of the
-        number of slots stepped (``slots * loop_steps`` unless the host driver narrowed the
+        number of slots stepped (``slots`` per iteration unless the host driver narrowed the
         batch at the end, see :func:`jaxaudio.attacks.loop.queue_shrink`).
       x: ``(slots, ...)`` the examples in the slots.
       goal: :class:`Goal` of the examples in the slots.
@@ -181,7 +180,6 @@ class QueueState(NamedTuple):
 
     slot_index: Array
     next_index: Array
-    loop_steps: Array
     slot_steps: Array
     x: Array
     goal: Goal

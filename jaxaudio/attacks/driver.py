@@ -76,9 +76,11 @@ class HostLoop(NamedTuple):
             active = bool(any_active)
             if on_step is not None:
                 on_step()
-            if self.shrink is not None and active and occupied <= size // 2:
-                while occupied <= size // 2:
-                    size //= 2
+            narrower = size
+            while self.shrink is not None and active and occupied <= narrower // 2:
+                narrower //= 2
+            if narrower < size:
+                size = narrower
                 carry = self.shrink(carry, size, *args)
         return self.finish(carry, *args)
 
@@ -136,8 +138,9 @@ def compile_attack(logits_fn: LogitsFn, config: AttackConfig, factory: Callable[
     and int32 ``max_iterations`` (traced). It returns an ``AttackResult``; with ``slots=B``
     the batch runs as a queue through ``B`` refilled slots and it returns ``(AttackResult,
     slot_steps)`` (example-steps computed; the host loop halves the batch at the end whenever
-    half of its slots are empty); with ``sweep=True`` every ``hyper`` leaf carries a leading axis that is
-    vmapped over and a :class:`SweepResult` is returned (always on device; ``eps`` required).
+    half of its slots are empty); with ``sweep=True`` every ``hyper`` leaf carries a leading
+    axis that is vmapped over and a :class:`SweepResult` is returned (always on device;
+    ``eps`` required).
 
     ``loop``: ``"device"``, ``"host"`` or ``None`` = :func:`default_loop`.
     """

@@ -210,7 +210,6 @@ def queue_init(spec: AttackSpec, x, goal: Goal, keys, *, slots: int,
     no_opt = state0._replace(opt_state=None)
     done0 = jax.tree.map(lambda a: jnp.zeros((n,) + a.shape[1:], a.dtype), no_opt)
     return QueueState(slot_index=first, next_index=jnp.asarray(slots, jnp.int32),
-                      loop_steps=jnp.zeros((), jnp.int32),
                       slot_steps=jnp.zeros((), jnp.int32), x=x[:slots],
                       goal=_gather(goal, first), state=state0, done=done0)
 
@@ -269,7 +268,7 @@ def queue_body(spec: AttackSpec, logits_fn: LogitsFn, x, goal: Goal, keys, carry
     out_index = jnp.where(just_done, carry.slot_index, n)
     done = jax.tree.map(lambda buf, v: buf.at[out_index].set(v, mode="drop"), carry.done,
                         state._replace(opt_state=None))
-    carry = carry._replace(state=state, done=done, loop_steps=carry.loop_steps + 1,
+    carry = carry._replace(state=state, done=done,
                            slot_steps=carry.slot_steps + carry.x.shape[0])
 
     def refill(c, just_done):
