@@ -92,3 +92,22 @@ def test_bad_parameters_and_inputs():
         fe.check_waves(np.array([0.0, np.nan]))
     with pytest.raises(ValueError, match="fmax"):
         fe.mel_filterbank(sample_rate=16000, n_fft=512, n_mels=10, fmax=9000.0)
+
+
+@pytest.mark.parametrize("num_samples,n_fft,hop", [(4000, 2048, 512), (1000, 16, 4),
+                                                    (5000, 1024, 315), (777, 8, 8)])
+def test_frame_equals_the_gather_of_every_window(num_samples, n_fft, hop):
+    # hop dividing n_fft takes the slice path, the others the gather: both are frame i =
+    # padded[i * hop : i * hop + n_fft], and so is their gradient (a sum of slices).
+    padded = jnp.asarray(np.random.default_rng(0).normal(size=(2, num_samples + n_fft)),
+                         jnp.float32)
+    frames = fe.num_frames(num_samples, hop)
+    index = np.arange(frames)[:, None] * hop + np.arange(n_fft)[None]
+    got = fe.frame(padded, frames=frames, n_fft=n_fft, hop_length=hop)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(padded)[..., index])
+    weights = jnp.asarray(np.random.default_rng(1).normal(size=got.shape), jnp.float32)
+    grad = jax.grad(lambda p: jnp.sum(weights * fe.frame(p, frames=frames, n_fft=n_fft,
+                                                         hop_length=hop)))(padded)
+    expected = np.zeros(padded.shape, np.float32)
+    np.add.at(expected, (slice(None), index), np.asarray(weights))
+    np.testing.assert_allclose(np.asarray(grad), expected, rtol=1e-5, atol=1e-5)

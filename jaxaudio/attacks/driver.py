@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxaudio.attacks import validation
+from jaxaudio.compile_options import jit_gradient
 from jaxaudio.attacks.containers import AttackConfig, AttackSpec, Goal, LogitsFn, SweepResult
 from jaxaudio.attacks.loop import Loop, plain_loop, queue_loop
 
@@ -93,7 +94,7 @@ def drive(build: Callable[..., Loop], mode: str, *, shrink: bool = False) -> Cal
     ``occupancy``/``shrink``, the refilled queue) the host loop narrows the batch at the end.
     """
     if mode == "device":
-        return jax.jit(lambda *args: run_on_device(build(*args)))
+        return jit_gradient(lambda *args: run_on_device(build(*args)))
 
     def body(carry, *args):
         loop = build(*args)
@@ -104,8 +105,9 @@ def drive(build: Callable[..., Loop], mode: str, *, shrink: bool = False) -> Cal
     def narrow(carry, size, *args):
         return build(*args).shrink(carry, size)
 
+    # The iteration differentiates through the model: CPU-tuned options (compile_options).
     return HostLoop(init=jax.jit(lambda *args: build(*args).init()),
-                    body=jax.jit(body, donate_argnums=0),
+                    body=jit_gradient(body, donate_argnums=0),
                     finish=jax.jit(lambda carry, *args: build(*args).finish(carry)),
                     shrink=jax.jit(narrow, static_argnums=1) if shrink else None)
 
@@ -177,7 +179,7 @@ def _compile_attack(logits_fn, config, factory, options, sweep, slots, loop):
         return SweepResult(hyper["eps"], res.success, res.snr_db, res.adversarial_prediction,
                            res.original_prediction[0])
 
-    return jax.jit(run_sweep)
+    return jit_gradient(run_sweep)
 
 
 def clear_cache() -> None:
