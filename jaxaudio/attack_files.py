@@ -22,7 +22,7 @@ import numpy as np
 
 __all__ = ["ATTACKS", "read_labels_csv", "attack_file", "write_attacks_csv"]
 
-ATTACKS = ("fgsm", "pgd", "cw", "mscw")
+ATTACKS = ("fgsm", "pgd", "cw", "mscw", "psy")
 
 
 def read_labels_csv(path) -> dict:

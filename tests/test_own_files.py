@@ -182,3 +182,24 @@ def test_file_flags_without_audio_are_refused(tmp_path, capsys):
     assert cli.main(["attack", "--preset", "smoke", "--out", str(tmp_path), "--label",
                      "Gong"]) == 2
     assert "used only with --audio" in capsys.readouterr().err
+
+
+def test_psychoacoustic_attack_on_a_file(files, model_dir, tmp_path):
+    from jaxaudio.data import load_audio
+    from jaxaudio.evaluation import predict
+
+    clf, path = model_dir
+    out = tmp_path / "psy"
+    wav = files / "sub" / "mono_8k.flac"
+    assert cli.main(["attack", "--model", str(path), "--audio", str(wav), "--out", str(out),
+                     "--attack", "psy", "--preset", "smoke", "--no-progress"]) == 0
+    (row,) = list(csv.DictReader(open(out / "attacks.csv")))
+    assert row["attack"] == "psy" and row["target"] == ""
+    adversarial, _ = load_audio(row["adversarial_wav"])
+    clean, _ = load_audio(wav, sample_rate=16000)
+    clean = np.round(np.clip(clean, -1, 1) * 32768) / 32768  # the 16-bit input it attacked
+    # Both stages stay in the smoke preset's L-infinity ball (5e-4), up to one 16-bit step.
+    assert np.abs(adversarial - clean).max() <= 5e-4 + 1.5 / 32768
+    again = clf.label_names[int(predict(clf, adversarial[None].astype(np.float32))[0])]
+    assert again == row["prediction_after"]
+    assert (row["success"] == "True") == (again != row["prediction_before"])

@@ -164,9 +164,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "your own files (with --audio: attack these files with --model instead of the study)")
     files.add_argument("--audio", nargs="+", metavar="PATH", help="audio files or folders; "
                        "each file is attacked whole with one perturbation")
-    files.add_argument("--attack", choices=("fgsm", "pgd", "cw", "mscw"), default="pgd",
+    files.add_argument("--attack", choices=("fgsm", "pgd", "cw", "mscw", PSY), default="pgd",
                        help="the attack for --audio (default pgd; settings as published, "
-                            "changed with --set)")
+                            "changed with --set; psy = the psychoacoustic attack)")
     files.add_argument("--label", help="the true class of every --audio file (default: the "
                        "model's clean prediction, so success = the prediction changed)")
     files.add_argument("--labels", metavar="CSV", help="true classes per file: a CSV with "
@@ -193,7 +193,8 @@ def run_on_files(args) -> int:
         raise ValueError(f"--model: attacking files needs a multiclass classifier, got task "
                          f"{clf.task!r}")
     sp = apply_overrides(STUDY_PRESETS[args.preset], getattr(args, "overrides", None))
-    settings = {"fgsm": {"eps": sp.fgsm_eps}, "pgd": sp.pgd, "cw": sp.cw, "mscw": sp.mscw}
+    settings = {"fgsm": {"eps": sp.fgsm_eps}, "pgd": sp.pgd, "cw": sp.cw, "mscw": sp.mscw,
+                PSY: dict(sp.psy, sample_rate=int(clf.frontend.sample_rate))}
     out, rows = pathlib.Path(args.out), []
     for i, f in enumerate(files):
         label = args.label
