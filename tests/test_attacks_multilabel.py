@@ -119,21 +119,22 @@ def test_study_section_runs_a_goal_where_it_applies_and_reports_it(clips):
 
     from jaxaudio.report.attacks import multilabel_section
     from jaxaudio.studies import instrument_attacks as ia
+    from jaxaudio.studies import instrument_multilabel as ml
 
     x, tags = clips
     aset = {"waves": x, "tags": tags, "valid_remove": np.array([True, False, True]),
             "remove_tag": np.argmax(tags, 1)}
     clf = types.SimpleNamespace(logits_fn=tagger)
-    out = ia.ml_attack_stage(None, attack_set=aset, clf=clf, goal="remove", attack="pgd",
+    out = ml.ml_attack_stage(None, attack_set=aset, clf=clf, goal="remove", attack="pgd",
                              kwargs={"eps": 0.05, "learning_rate": 2e-3, "max_iterations": 100},
                              key=0)
     np.testing.assert_array_equal(out["clip_index"], [0, 2])
     assert out["success"].all() and np.isfinite(out["snr_db"]).all()
-    summary = ia._ml_summary(out, max_iterations=100)
+    summary = ml._ml_summary(out, max_iterations=100)
     assert summary["success_rate"] == 1.0 and summary["num_clips"] == 2
-    none = ia.ml_attack_stage(None, attack_set=dict(aset, valid_remove=np.zeros(3, bool)),
+    none = ml.ml_attack_stage(None, attack_set=dict(aset, valid_remove=np.zeros(3, bool)),
                               clf=clf, goal="remove", attack="pgd", kwargs={}, key=0)
-    assert ia._ml_summary(none, max_iterations=1)["success_rate"] is None
+    assert ml._ml_summary(none, max_iterations=1)["success_rate"] is None
     html = multilabel_section({"multilabel": {
         "goals": {"remove/pgd": dict(summary, goal="remove", attack="pgd")},
         "tagger": {"test_lwlrap": 0.5, "test_roc_auc": 0.7, "num_test_clips": 10,
