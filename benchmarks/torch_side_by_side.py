@@ -144,6 +144,12 @@ def torch_replica(clf: Classifier):
     return Replica().eval()
 
 
+def _seconds(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 def published_pattern(model, wave, label, *, iterations, eps=5e-4, lr=1e-5):
     """Seconds of ``iterations`` PGD steps in the published per-example pattern."""
     x = torch.tensor(wave[None])
@@ -255,8 +261,7 @@ def main(argv=None) -> int:
             rec(f"torch_input_gradient_b{b}",
                 torch_input_gradient(model, waves[:b], labels[:b], calls=max(2, iters // 4)) / b)
         for (variant, b), (run, bare, x) in jax_fns.items():
-            t0 = time.perf_counter(); jax.block_until_ready(run(short)); ts = time.perf_counter() - t0
-            t0 = time.perf_counter(); jax.block_until_ready(run(iters)); tl = time.perf_counter() - t0
+            ts, tl = (_seconds(lambda s=s: jax.block_until_ready(run(s))) for s in (short, iters))
             rec(f"jaxaudio_{variant}_pgd_iteration_b{b}", (tl - ts) / (iters - short) / b)
             calls = max(2, iters // 4)
             t0 = time.perf_counter()

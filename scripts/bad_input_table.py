@@ -23,6 +23,15 @@ import numpy as np
 import soundfile as sf
 
 
+HEADER = """# What the command answers to mistakes
+
+Produced by `python scripts/bad_input_table.py --out docs/bad_inputs.md` (scratch folder, smoke
+models, paths shortened to …). Every mistake exits 2 with one line naming the flag or the
+file; the cases marked (works) exit 0.
+
+"""
+
+
 def _files(root: pathlib.Path) -> None:
     (root / "clips" / "sub").mkdir(parents=True)
     t = np.arange(int(2.5 * 44100)) / 44100
@@ -81,6 +90,8 @@ def _cases(r: pathlib.Path, inst: str, voice: str) -> list:
         ("attack --audio: PGD on a folder (works)", att + ["--audio", clips]),
         ("attack --audio: C&W towards a class (works)",
          att + ["--audio", wav, "--attack", "cw", "--target", "Accordion"]),
+        ("attack --audio: the psychoacoustic attack (works)",
+         att + ["--audio", wav, "--attack", "psy"]),
         ("attack --audio: without --model", ["attack", "--out", str(r / "o"), "--audio", wav]),
         ("attack --audio: --label not a class", att + ["--audio", wav, "--label", "Tuba"]),
         ("attack --audio: --target not a class", att + ["--audio", wav, "--target", "Tuba"]),
@@ -107,6 +118,30 @@ def _cases(r: pathlib.Path, inst: str, voice: str) -> list:
         ("attack: --attacks unknown", ["attack", "--out", str(r / "o"), "--attacks", "deepfool"]),
         ("attack: --model of the voice detector", ["attack", "--out", str(r / "o"), "--model",
                                                    voice, "--preset", "smoke"]),
+        ("attack: --multilabel with --data", ["attack", "--out", str(r / "o"), "--multilabel",
+                                              "--data", clips]),
+        ("attack: --set psy.alpha not a number", ["attack", "--out", str(r / "o"), "--set",
+                                                  "psy.alpha=high"]),
+        ("robustness: --model of the voice detector",
+         ["robustness", "--out", str(r / "o"), "--model", voice, "--preset", "smoke"]),
+        ("robustness: --model missing",
+         ["robustness", "--out", str(r / "o"), "--model", str(r / "nope")]),
+        ("robustness: --seed -1", ["robustness", "--out", str(r / "o"), "--seed", "-1"]),
+        ("recommend: --audio a missing folder",
+         ["recommend", "--out", str(r / "o"), "--audio", str(r / "nope")]),
+        ("recommend: --audio an empty folder",
+         ["recommend", "--out", str(r / "o"), "--audio", str(r / "empty_folder")]),
+        ("recommend: --audio a folder of two songs",
+         ["recommend", "--out", str(r / "o"), "--audio", clips, "--preset", "smoke"]),
+        ("recommend: --attacks unknown", ["recommend", "--out", str(r / "o"), "--attacks",
+                                          "kl_nearest"]),
+        ("recommend: --num-songs 1", ["recommend", "--out", str(r / "o"), "--num-songs", "1"]),
+        ("recommend: --song-seconds 0", ["recommend", "--out", str(r / "o"), "--song-seconds",
+                                         "0"]),
+        ("train: --tagger multi on the voice data",
+         ["train", "--dataset", "synth-voice", "--tagger", "multi", "--out", str(r / "o")]),
+        ("train: --tagger unknown", ["train", "--dataset", "synth-instruments", "--tagger",
+                                     "many", "--out", str(r / "o")]),
         ("train: --epochs 0", ["train", "--dataset", "synth-instruments", "--out", str(r / "o"),
                                "--epochs", "0"]),
         ("train: --epochs -3", ["train", "--dataset", "synth-instruments", "--out", str(r / "o"),
@@ -205,7 +240,7 @@ def main() -> None:
             rows.append(f"| {i} | {what} | {code} | {msg[:160]} | {'YES' if tb else 'no'} |")
             print(rows[-1], flush=True)
     if args.out:
-        pathlib.Path(args.out).write_text("\n".join(rows) + "\n")
+        pathlib.Path(args.out).write_text(HEADER + "\n".join(rows) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The commands on the user's own files: ``jaxaudio predict``, ``explain`` and ``attack --audio``."""
+"""The commands on the user's own files: ``jaxaudio predict``, ``explain``, ``attack --audio``."""
 
 from __future__ import annotations
 

@@ -354,7 +354,7 @@ def _classifier(runner, out: pathlib.Path, *, dataset, preset, seed, data, model
             "path": str(trained.path / "model"), "epochs": trained["epochs"],
             "seconds": trained["seconds"]}
     if clf.task != "multiclass":
-        raise ValueError(f"the instrument study needs a multiclass classifier, got task "
+        raise ValueError(f"--model: the instrument study needs a multiclass classifier, got task "
                          f"{clf.task!r} ({info['path']})")
     return clf, info
 

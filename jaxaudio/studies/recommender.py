@@ -259,6 +259,8 @@ def run(*, out, preset: str = "demo", seed: int = 0, audio: Optional[str] = None
             if not v > 0 or (name == "num_songs" and int(v) != v):
                 raise ValueError(f"--{name.replace('_', '-')} must be a positive "
                                  f"{'integer' if name == 'num_songs' else 'number'}, got {v!r}")
+            if name == "num_songs" and v < 8:  # the collection's own floor (5-NN and hubs)
+                raise ValueError(f"--num-songs must be at least 8, got {v!r}")
             p = dataclasses.replace(p, **{name: type(getattr(p, name))(v)})
     selected = list(ATTACKS) if attacks is None else list(attacks)
     if not selected or any(a not in ATTACKS for a in selected):
