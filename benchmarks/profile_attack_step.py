@@ -41,7 +41,7 @@ import numpy as np
 
 from common import median_seconds
 from jaxaudio import frontend as fe, tasks
-from jaxaudio.compile_options import GRADIENT_OPTIONS, _accepted
+from jaxaudio.compile_options import gradient_options
 
 
 def flops(fn, *args) -> float:
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
         logits = clf.logits_fn(w)
         return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(args.batch), labels])
 
-    options = GRADIENT_OPTIONS if _accepted(tuple(sorted(GRADIENT_OPTIONS.items()))) else None
+    options = gradient_options()  # what the attack programs are compiled with
 
     def add(name, fn, *a):
         # Each piece twice: XLA's default CPU options, and the attack programs' options

@@ -18,9 +18,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxaudio.attacks import validation
-from jaxaudio.compile_options import jit_gradient
 from jaxaudio.attacks.containers import AttackConfig, AttackSpec, Goal, LogitsFn, SweepResult
 from jaxaudio.attacks.loop import Loop, plain_loop, queue_loop
+from jaxaudio.compile_options import jit_gradient
 
 __all__ = ["LOOP_MODES", "default_loop", "run_on_device", "HostLoop", "drive", "attack_queue",
            "compile_attack", "clear_cache"]

@@ -31,7 +31,7 @@ from typing import Optional, Sequence
 import jax
 import numpy as np
 
-from jaxaudio import attacks, evaluation, metrics, report, tasks
+from jaxaudio import attack_files, attacks, evaluation, metrics, report, tasks
 from jaxaudio.attacks import DEFAULT_FFT_SIZES
 from jaxaudio.data import SYNTHETIC_DATA
 from jaxaudio.models import Classifier, load_classifier
@@ -165,7 +165,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "your own files (with --audio: attack these files with --model instead of the study)")
     files.add_argument("--audio", nargs="+", metavar="PATH", help="audio files or folders; "
                        "each file is attacked whole with one perturbation")
-    files.add_argument("--attack", choices=("fgsm", "pgd", "cw", "mscw", PSY), default="pgd",
+    files.add_argument("--attack", choices=attack_files.ATTACKS, default="pgd",
                        help="the attack for --audio (default pgd; settings as published, "
                             "changed with --set; psy = the psychoacoustic attack)")
     files.add_argument("--label", help="the true class of every --audio file (default: the "
@@ -180,7 +180,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_on_files(args) -> int:
     """``jaxaudio attack --audio``: attack the user's files (:mod:`jaxaudio.attack_files`)."""
-    from jaxaudio import attack_files
     from jaxaudio.predict import collect_audio
 
     if not args.model:
