@@ -7,7 +7,7 @@ OUT ?= runs/demo
 
 $(VENV)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m pip install -e ".[all,dev]"
 	touch $@
 
 setup: $(VENV)/.installed

@@ -32,7 +32,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxaudio import attacks, evaluation, metrics, tasks
+from jaxaudio import attacks, metrics
+from jaxaudio.attacks import evaluation
+from jaxaudio.training import tasks
 from jaxaudio.models import Classifier
 
 PAPER_PGD = {"eps": 5e-4, "learning_rate": 1e-5, "max_iterations": 500}

@@ -14,7 +14,7 @@ Three tables:
    same loss at the same batch, timed in the same round: the overhead ratio (median of rounds).
 2. **Early stopping.** PGD with early stopping on ``--queue`` examples through ``--slots`` slots: a
    plain batch (each batch of ``--slots`` waits for its slowest example) against the refilled queue
-   (:func:`jaxaudio.attacks.core.attack_queue`). Efficiency = useful example-steps (the sum of
+   (:func:`jaxaudio.attacks.driver.attack_queue`). Efficiency = useful example-steps (the sum of
    the steps each example needed) / (slots × loop iterations).
 3. **Foolbox.** ``foolbox.attacks.LinfPGD`` through ``foolbox.JAXModel`` on the same model, eps,
    steps and batch (skipped with a message when Foolbox is not installed:
@@ -37,8 +37,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from common import CLIP_SAMPLES, SAMPLE_RATE, instrument_excerpts, median_seconds
-from jaxaudio import attacks, tasks
-from jaxaudio.attacks import core
+from jaxaudio import attacks
+from jaxaudio.training import tasks
+from jaxaudio.metrics import useful_steps
 
 
 
@@ -167,12 +168,12 @@ def early_stop_efficiency(clf, waves, labels, *, slots, max_iterations) -> list[
     for i in range(0, n, slots):
         res = plain(x[i:i + slots], y[i:i + slots], tgt[i:i + slots], keys[i:i + slots], hyper,
                     steps_max)
-        need = core.useful_steps(res.iterations, max_iterations)
+        need = useful_steps(res.iterations, max_iterations)
         iters.append(np.asarray(res.iterations))
         loop_steps += int(need.max())  # a plain batch runs until its slowest example is done
     t_plain = time.perf_counter() - t0
     iterations = np.concatenate(iters)
-    useful = int(core.useful_steps(iterations, max_iterations).sum())
+    useful = int(useful_steps(iterations, max_iterations).sum())
     rows.append({"mode": "plain batches (wait for the slowest)", "examples": n, "slots": slots,
                  "seconds": t_plain, "examples_per_s": n / t_plain, "slot_steps": slots * loop_steps,
                  "useful_example_steps": useful, "efficiency": useful / (slots * loop_steps)})

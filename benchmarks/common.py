@@ -8,7 +8,7 @@ import time
 import jax
 import numpy as np
 
-from jaxaudio import tasks
+from jaxaudio.training import tasks
 
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = 3 * SAMPLE_RATE

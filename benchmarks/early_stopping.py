@@ -18,7 +18,7 @@ through ``--slots`` slots, three ways:
   of its slots are still occupied (:func:`jaxaudio.attacks.loop.queue_shrink`).
 
 Efficiency = useful example-steps (the steps each example needed,
-:func:`jaxaudio.attacks.core.useful_steps`) / example-steps computed. It does not depend on
+:func:`jaxaudio.metrics.useful_steps`) / example-steps computed. It does not depend on
 the machine's load; the seconds do (they are one run each, after a compile call).
 """
 
@@ -33,8 +33,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxaudio import attacks, evaluation, tasks
-from jaxaudio.attacks import core
+from jaxaudio import attacks
+from jaxaudio.attacks import evaluation
+from jaxaudio.training import tasks
+from jaxaudio.attacks import validation
+from jaxaudio.metrics import useful_steps
 from jaxaudio.studies.instrument_attacks import STUDY_PRESETS
 
 SAMPLE_RATE = 16000
@@ -75,7 +78,7 @@ def _timed(fn, *args):
 def measure(clf, waves, labels, *, name, method, hyper, static, max_iterations, slots) -> dict:
     targeted = name != "pgd"
     key = jax.random.key(1)
-    prepared = core.prepare_inputs(clf.logits_fn, waves, labels, key=key, need_key=True,
+    prepared = validation.prepare_inputs(clf.logits_fn, waves, labels, key=key, need_key=True,
                                    target="random" if targeted else None)
     fn = attacks.make_attack(method, clf.logits_fn, slots=slots, loop="host",
                              targeted=targeted, quantize_16bit=True, **static)
@@ -83,7 +86,7 @@ def measure(clf, waves, labels, *, name, method, hyper, static, max_iterations, 
             attacks.as_hyper(**hyper), jnp.asarray(max_iterations, jnp.int32))
     fixed, fixed_steps, fixed_s = _timed(fn._replace(shrink=None), *args)
     narrowed, narrowed_steps, narrowed_s = _timed(fn, *args)
-    need = core.useful_steps(fixed.iterations, max_iterations)
+    need = useful_steps(fixed.iterations, max_iterations)
     useful = int(need.sum())
     plain_steps = int(sum(slots * need[i:i + slots].max() for i in range(0, len(need), slots)))
     same = bool(np.array_equal(np.asarray(fixed.iterations), np.asarray(narrowed.iterations))

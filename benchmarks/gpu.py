@@ -42,8 +42,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from common import CLIP_SAMPLES, SAMPLE_RATE, instrument_excerpts, median_seconds
-from jaxaudio import attacks, tasks
-from jaxaudio.attacks import core
+from jaxaudio import attacks
+from jaxaudio.training import tasks
+from jaxaudio.attacks import validation
 from jaxaudio.studies.instrument_attacks import STUDY_PRESETS
 
 
@@ -87,7 +88,7 @@ def classifier(model, task: str):
 def bfloat16_logits_fn(clf):
     """``waves -> logits`` with the front-end in float32 and the CNN in bfloat16 (weights and
     activations), logits back in float32: the mixed-precision variant of ``clf.logits_fn``."""
-    from jaxaudio import frontend as fe
+    from jaxaudio.dsp import frontend as fe
 
     variables = jax.tree.map(lambda a: a.astype(jnp.bfloat16)
                              if jnp.issubdtype(a.dtype, jnp.floating) else a, clf.variables)
@@ -109,7 +110,7 @@ def _hyper(name: str) -> dict:
 
 def _args(logits_fn, x, y, name, iterations, key=0):
     targeted = name in ("cw", "mscw")
-    prepared = core.prepare_inputs(logits_fn, x, y, key=jax.random.key(key), need_key=True,
+    prepared = validation.prepare_inputs(logits_fn, x, y, key=jax.random.key(key), need_key=True,
                                    target="random" if targeted else None)
     steps = 1 if name == "fgsm" else iterations
     return targeted, (prepared.x, prepared.labels, prepared.targets, prepared.keys,

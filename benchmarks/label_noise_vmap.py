@@ -1,6 +1,6 @@
 """K models trained at once with ``jax.vmap`` vs one after another (label-noise study).
 
-Three modes of :func:`jaxaudio.train_many.train_many` on the same clips (K different
+Three modes of :func:`jaxaudio.training.many.train_many` on the same clips (K different
 corrupted label sets, as in the study): ``vmap`` (one compiled step, networks vmapped over
 stacked states, front-end once per batch), ``shared`` (front-end once per batch, then each
 model's step in a Python loop) and ``sequential`` (one whole training after another). Reports
@@ -48,8 +48,8 @@ def main(argv=None) -> int:
     from jaxaudio.data.corruption import corrupt_labels
     from jaxaudio.data.synth_instruments import make_synth_instruments
     from jaxaudio.studies import label_noise
-    from jaxaudio.train import TrainConfig
-    from jaxaudio.train_many import TRAIN_MODES, train_many
+    from jaxaudio.training.train import TrainConfig
+    from jaxaudio.training.many import TRAIN_MODES, train_many
 
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -68,7 +68,7 @@ def _median_time(fn, repeats: int) -> tuple[float, list[float]]:
 
 
 def _detector(model: str | None, width: int):
-    from jaxaudio import tasks
+    from jaxaudio.training import tasks
     from jaxaudio.models import Classifier
 
     if model:
@@ -80,8 +80,8 @@ def _detector(model: str | None, width: int):
 
 
 def _spectrogram(clf) -> np.ndarray:
-    from jaxaudio import tasks
-    from jaxaudio.train import song_padded
+    from jaxaudio.training import tasks
+    from jaxaudio.training.train import song_padded
 
     songs = tasks.load_split("synth-voice", "test", preset_name="smoke", seed=0)
     hop = clf.frontend.hop_length

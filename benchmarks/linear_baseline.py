@@ -2,7 +2,7 @@
 
 Instruments: multinomial logistic regression on each clip's time-averaged dB mel bands
 (plus their per-band std over time). Voice: logistic regression on the standardised log-mel
-frame at the excerpt centre (:func:`jaxaudio.baselines.voice_linear_baseline`, scored like the
+frame at the excerpt centre (:func:`jaxaudio.training.baselines.voice_linear_baseline`, scored like the
 detector: p(sing) > 0.51, raw and after the 0.8 s median filter). Compare with the CNNs from
 ``jaxaudio train``.
 
@@ -15,9 +15,9 @@ import json
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from jaxaudio import baselines
-from jaxaudio import frontend as fe
-from jaxaudio import tasks
+from jaxaudio.training import baselines
+from jaxaudio.dsp import frontend as fe
+from jaxaudio.training import tasks
 
 
 def clip_features(dataset, config):

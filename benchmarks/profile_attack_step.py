@@ -19,7 +19,7 @@ compiled on its own:
 
 Every piece is compiled twice and timed alternately (the lower of two medians each): with
 XLA's default CPU options and with the options jaxaudio gives its attack programs
-(:mod:`jaxaudio.compile_options`: convolutions by XLA's own Eigen kernels instead of YNNPACK).
+(:mod:`jaxaudio.attacks.compile_options`: convolutions by XLA's own Eigen kernels instead of YNNPACK).
 
 FLOPs come from XLA's own cost analysis of each compiled piece; "achieved" = FLOPs / median
 seconds. The machine's peak is estimated as cores x GHz x 32 single-precision FLOPs per
@@ -40,8 +40,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from common import median_seconds
-from jaxaudio import frontend as fe, tasks
-from jaxaudio.compile_options import gradient_options
+from jaxaudio.dsp import frontend as fe
+from jaxaudio.training import tasks
+from jaxaudio.attacks.compile_options import gradient_options
 
 
 def flops(fn, *args) -> float:
@@ -105,7 +106,7 @@ def main(argv=None) -> int:
 
     def add(name, fn, *a):
         # Each piece twice: XLA's default CPU options, and the attack programs' options
-        # (jaxaudio.compile_options: no YNNPACK fusions); timed alternately.
+        # (jaxaudio.attacks.compile_options: no YNNPACK fusions); timed alternately.
         default, tuned = jax.jit(fn), jax.jit(fn, compiler_options=options)
         t_default, t_tuned = [], []
         for _ in range(2):

@@ -21,7 +21,7 @@ each figure is the median over ``--repeats`` rounds, in milliseconds per example
 * **jaxaudio**: the whole PGD iteration of :func:`jaxaudio.attacks.make_attack` (early stopping
   off; the slope of a long run over a short one) and the bare jitted ``value_and_grad`` of the
   same objective, at each of ``--batches``; once as shipped ("tuned": the CPU compile options
-  of :mod:`jaxaudio.compile_options`) and once with XLA's default options ("xla-defaults").
+  of :mod:`jaxaudio.attacks.compile_options`) and once with XLA's default options ("xla-defaults").
 
 Both libraries use every core (``torch.set_num_threads(os.cpu_count())``; XLA's own pool).
 """
@@ -42,9 +42,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from common import instrument_excerpts
-from jaxaudio import attacks, tasks
+from jaxaudio import attacks
+from jaxaudio.training import tasks
 from jaxaudio.attacks import driver
-from jaxaudio.compile_options import jit_gradient
+from jaxaudio.attacks.compile_options import jit_gradient
 from jaxaudio.models import Classifier
 
 try:
@@ -78,7 +79,7 @@ def torch_replica(clf: Classifier):
             super().__init__()
             self.window = torch.nn.Buffer(t(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(cfg.n_fft)
                                                                / cfg.n_fft)))
-            from jaxaudio import frontend as fe
+            from jaxaudio.dsp import frontend as fe
 
             self.mel = torch.nn.Buffer(t(fe.mel_filterbank(
                 sample_rate=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin,
@@ -221,7 +222,7 @@ def main(argv=None) -> int:
 
     iters, short = args.iterations, max(1, args.iterations // 4)
     jax_fns = {}
-    # "tuned" = jaxaudio as shipped (jaxaudio.compile_options on the attack programs);
+    # "tuned" = jaxaudio as shipped (jaxaudio.attacks.compile_options on the attack programs);
     # "xla-defaults" = the same programs compiled with XLA's default CPU options.
     for variant, tuning in (("tuned", "1"), ("xla-defaults", "0")):
         os.environ["JAXAUDIO_XLA_CPU_TUNING"] = tuning

@@ -7,22 +7,23 @@
 Stages land under OUT/stages; a rerun recomputes only the stages whose settings changed
 (``--set`` one attack's setting: only that attack's runs and its checks).
 
-A thin wrapper around :mod:`jaxaudio.studies.instrument_attacks` (also ``jaxaudio attack``).
+A thin wrapper around :mod:`jaxaudio.studies.instrument_attacks` (also ``jaxaudio attack``);
+``--audio FILES --model DIR`` attacks your own files instead (:mod:`jaxaudio.cli.attack_command`).
 """
 
 import argparse
 import sys
 
-from jaxaudio.studies import instrument_attacks
+from jaxaudio.cli import attack_command
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    instrument_attacks.add_arguments(parser)
+    attack_command.add_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        return instrument_attacks.run_from_args(args)
+        return attack_command.run_from_args(args)
     except ValueError as err:
         print(f"instrument_attacks: error: {err}", file=sys.stderr)
         return 2

@@ -1,7 +1,8 @@
 """Study 3 (docs/studies.md §3): auditing LIME explanations of the singing voice detector.
 
-    python experiments/lime_veracity.py --preset smoke|demo|paper --out DIR \
+    python experiments/lime_veracity.py --preset smoke|demo|paper --out DIR
         [--data JAMENDO_ROOT] [--model DIR] [--seed 0] [--num-samples 8192]
+        [--per-direction 10] [--no-progress]
 
 A thin wrapper around :mod:`jaxaudio.studies.lime_veracity` (also ``jaxaudio audit ...``).
 """

@@ -13,8 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxaudio import attacks, frontend
-from jaxaudio.attacks import core
+from jaxaudio import attacks
+from jaxaudio.dsp import frontend
+from jaxaudio.attacks import driver, validation
+from jaxaudio.metrics import useful_steps
 
 NUM_SAMPLES = 4096
 NUM_CLASSES = 4
@@ -156,8 +158,8 @@ def _every_iterate(norm, hyper, steps):
     """Step the compiled host loop of attacks.pgd / attacks.pgd_l2 (the same cached function
     the module fixtures ran) by hand and yield every iterate's ``delta`` and ``x_adv``."""
     fn = attacks.make_attack("pgd", logits_fn, norm=norm, random_start=True)
-    assert isinstance(fn, core.HostLoop)  # the CPU default
-    prepared = core.prepare_inputs(logits_fn, WAVES, LABELS, key=KEYS, need_key=True)
+    assert isinstance(fn, driver.HostLoop)  # the CPU default
+    prepared = validation.prepare_inputs(logits_fn, WAVES, LABELS, key=KEYS, need_key=True)
     args = (prepared.x, prepared.labels, prepared.targets, prepared.keys,
             attacks.as_hyper(eps=hyper["eps"], learning_rate=hyper["learning_rate"]),
             jnp.asarray(hyper["max_iterations"], jnp.int32))
@@ -195,7 +197,7 @@ def test_unknown_norm_and_method_rejected():
         attacks.specs.pgd(eps=1e-2, learning_rate=1e-3, norm="snr_l2")
     with pytest.raises(TypeError):
         attacks.specs.pgd(1e-2, 1e-3)  # hyperparameters are keyword-only
-    with pytest.raises(ValueError, match="method"):
+    with pytest.raises(ValueError, match="unknown attack"):
         attacks.make_attack("deepfool", logits_fn)
 
 
@@ -501,13 +503,13 @@ _MAX_ITERATIONS = jnp.asarray(FAST["max_iterations"], jnp.int32)
 
 
 def test_slot_refill_needs_fewer_steps_than_waiting_for_the_slowest(pgd_result):
-    prepared = core.prepare_inputs(logits_fn, WAVES, LABELS, key=KEYS, need_key=True)
+    prepared = validation.prepare_inputs(logits_fn, WAVES, LABELS, key=KEYS, need_key=True)
     # The options attacks.pgd passes: the compiled queue of the slots=3 test above is reused.
     fn = attacks.make_attack("pgd", logits_fn, slots=3, norm="linf", random_start=True)
     result, slot_steps = fn(prepared.x, prepared.labels, prepared.targets, prepared.keys,
                             _HYPER, _MAX_ITERATIONS)
     _assert_same_results(result, pgd_result)
-    need = core.useful_steps(result.iterations, FAST["max_iterations"])
+    need = useful_steps(result.iterations, FAST["max_iterations"])
     # Three slots, examples 0-2 first: the queue computes at least the steps the examples
     # need, and never more than running examples 0-2 and then example 3 as plain batches.
     assert need.sum() <= int(slot_steps)
@@ -517,12 +519,12 @@ def test_slot_refill_needs_fewer_steps_than_waiting_for_the_slowest(pgd_result):
 def test_host_queue_narrows_the_batch_when_half_its_slots_are_empty():
     """Stepping by hand: once at most half the slots are occupied the host loop halves the
     batch (the slots still occupied come first), and the results equal the device loop's."""
-    prepared = core.prepare_inputs(logits_fn, WAVES, LABELS, key=KEYS, need_key=True)
+    prepared = validation.prepare_inputs(logits_fn, WAVES, LABELS, key=KEYS, need_key=True)
     args = (prepared.x, prepared.labels, prepared.targets, prepared.keys, _HYPER,
             _MAX_ITERATIONS)
     fn = attacks.make_attack("pgd", logits_fn, slots=4, norm="linf", random_start=True,
                              loop="host")
-    assert isinstance(fn, core.HostLoop) and fn.shrink is not None
+    assert isinstance(fn, driver.HostLoop) and fn.shrink is not None
     carry = fn.init(*args)
     n = len(WAVES)
     while True:
@@ -546,8 +548,8 @@ def test_host_queue_narrows_the_batch_when_half_its_slots_are_empty():
 @pytest.mark.parametrize("slots", [None, 2])
 def test_device_loop_equals_host_loop(pgd_result, slots):
     # On CPU the default is the host-driven loop; the on-device while_loop must agree.
-    assert core.default_loop() == "host"
-    prepared = core.prepare_inputs(logits_fn, WAVES, LABELS, key=KEYS, need_key=True)
+    assert driver.default_loop() == "host"
+    prepared = validation.prepare_inputs(logits_fn, WAVES, LABELS, key=KEYS, need_key=True)
     fn = attacks.make_attack("pgd", logits_fn, slots=slots, loop="device", random_start=True)
     result = fn(prepared.x, prepared.labels, prepared.targets, prepared.keys, _HYPER,
                 _MAX_ITERATIONS)

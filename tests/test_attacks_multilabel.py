@@ -130,11 +130,11 @@ def test_study_section_runs_a_goal_where_it_applies_and_reports_it(clips):
                              key=0)
     np.testing.assert_array_equal(out["clip_index"], [0, 2])
     assert out["success"].all() and np.isfinite(out["snr_db"]).all()
-    summary = ml._ml_summary(out, max_iterations=100)
+    summary = ml.ml_summary(out, max_iterations=100)
     assert summary["success_rate"] == 1.0 and summary["num_clips"] == 2
     none = ml.ml_attack_stage(None, attack_set=dict(aset, valid_remove=np.zeros(3, bool)),
                               clf=clf, goal="remove", attack="pgd", kwargs={}, key=0)
-    assert ml._ml_summary(none, max_iterations=1)["success_rate"] is None
+    assert ml.ml_summary(none, max_iterations=1)["success_rate"] is None
     html = multilabel_section({"multilabel": {
         "goals": {"remove/pgd": dict(summary, goal="remove", attack="pgd")},
         "tagger": {"test_lwlrap": 0.5, "test_roc_auc": 0.7, "num_test_clips": 10,

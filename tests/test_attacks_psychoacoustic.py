@@ -131,7 +131,7 @@ def test_batch_equals_single(clips, model, targeted):
 
 def test_untargeted_and_registered(clips, model):
     labels = np.asarray(jnp.argmax(model(clips), -1), np.int32)
-    res = attacks.BY_NAME["psy"](model, clips, labels, key=jax.random.key(1), eps=0.02,
+    res = attacks.get("psy").function(model, clips, labels, key=jax.random.key(1), eps=0.02,
                                  stage1_learning_rate=2e-3, stage1_iterations=60,
                                  learning_rate=5e-4, max_iterations=20, alpha=1.0,
                                  check_every=10, sample_rate=RATE, quantize_16bit=True)

@@ -20,7 +20,8 @@ SCRIPT = textwrap.dedent(
     """
     import json
     import jax, jax.numpy as jnp, numpy as np
-    from jaxaudio import attacks, frontend
+    from jaxaudio import attacks
+    from jaxaudio.dsp import frontend
 
     assert len(jax.devices()) == 4, jax.devices()
     rng = np.random.default_rng(0)

@@ -9,8 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxaudio import attacks
-from jaxaudio import audit
+from jaxaudio import attacks, audit
 from jaxaudio import explain as ex
 
 SHAPE = (8, 10)  # 4 bands x 5 segments of 2 x 2 cells
@@ -364,3 +363,58 @@ def test_pick_per_class_picks_each_predicted_class():
     assert set(rows[:2]) == {0, 1} and set(rows[2:]) == {2, 3}  # confident and correct first
     rows, classes = excerpts.pick_per_class(table, num=0, confidence=0.8, rng=rng)
     assert len(rows) == 0 and classes.dtype == np.int64
+
+
+def test_sweep_stretch_summaries_and_preset_deviations(tmp_path):
+    import dataclasses
+
+    from jaxaudio.audit import protocol, results
+
+    assert results.sweep_stage("waveform", 0.6) == "audit_waveform_c0.60"
+    levels = (0.51, 0.6)
+    t1 = {"waveform": {n: {"lime": 0.5, "norm": 1.0, "num_examples": 2} for n in DIRS}}
+    t2 = {"waveform": {DIRS[0]: {"lime_mean_components": 3.0}, DIRS[1]: {}}}
+    stages = {"audit_waveform_c0.60": {
+        DIRS[0]: {"table1": {"lime": 0.0, "norm": 0.5, "num_examples": 1},
+                  "table2": {"lime_mean_components": 2.0}},
+        DIRS[1]: {"table1": {"lime": None, "norm": None, "num_examples": 0}, "table2": {}}}}
+    sweep = results.sweep_results(stages, t1, t2, levels, domains=("waveform",),
+                                  directions=DIRS, k=3)
+    assert sweep["levels"] == [0.51, 0.6] and sweep["k"] == 3
+    assert sweep["waveform"][DIRS[0]] == {"lime": [0.5, 0.0], "norm": [1.0, 0.5],
+                                          "num_examples": [2, 1]}
+    assert sweep["waveform"][DIRS[1]]["lime"] == [0.5, None]
+    assert sweep["lime_mean_components"]["waveform"] == {DIRS[0]: [3.0, 2.0],
+                                                         DIRS[1]: [None, None]}
+    attack = {"success": np.array([[True, False]]), "iterations": np.array([[3, -1]]),
+              "p": np.array([[0.6, 0.2], [0.7, 0.45]])}
+    songs = {"p": np.array([0.1, 0.9]), "frame_offsets": np.array([0, 2])}
+    st = results.stretch_summaries({"songs": songs, "adversaries_waveform": attack}, levels,
+                                   domains=("waveform",))
+    assert st["waveform"]["success_rate"] == [1.0, 0.0]
+    assert st["waveform"]["frames_flipped"] == [1.0, 0.5]
+
+    @dataclasses.dataclass
+    class Sizes:
+        songs: object = 4
+        per_song: int = 10
+
+    assert results.preset_deviations(Sizes(), {"songs": None, "per_song": 10},
+                                     protocol.PAPER_NAMES) == ["songs 4 (paper: all test songs)"]
+    assert results.preset_deviations(Sizes(songs=None), {"songs": None}) == []
+    with pytest.raises(TypeError, match="dataclass"):
+        results.preset_deviations({"songs": 4}, {"songs": None})
+    arrays = results.sweep_arrays(sweep, domains=("waveform",), directions=DIRS)
+    assert np.isnan(arrays[f"waveform.{DIRS[1]}.lime"][1])
+
+
+def test_protocol_is_the_published_method():
+    from jaxaudio.audit import protocol
+
+    assert protocol.ADVERSARY["threshold"] == protocol.ADVERSARY["levels"][0] == 0.51
+    assert list(protocol.ADVERSARY["levels"]) == sorted(protocol.ADVERSARY["levels"])
+    assert set(protocol.PUBLISHED["table1"]) == set(protocol.DOMAINS)
+    for dom in protocol.DOMAINS:
+        assert set(protocol.PUBLISHED["table2"][dom]) == set(protocol.DIRECTIONS)
+    assert protocol.SEGMENTS == {"n_temporal": 5, "n_frequency": 4} and protocol.TOP_K == 3
+    assert set(protocol.PAPER_NAMES) <= set(protocol.PAPER)

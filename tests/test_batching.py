@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxaudio.batching import map_chunks
+from jaxaudio.dsp.batching import map_chunks
 
 
 def test_chunked_equals_whole_and_compiles_once():

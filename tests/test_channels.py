@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxaudio import attacks, channels
+from jaxaudio import attacks
+from jaxaudio.dsp import channels
 from jaxaudio.attacks import eot
 
 RATE = 16000
@@ -127,3 +128,54 @@ def test_robust_attack_rejudged_on_plain_classifier(clips):
         eot.robust(attacks.pgd, draws=0)
     with pytest.raises(ValueError, match="transforms"):
         eot.eot_logits_fn(_sign_logits, transforms=("radio",))
+
+
+# The analysis on attack runs (jaxaudio.attacks.robustness)
+
+
+def _run(success, *, snr=20.0, target=-1, iterations=3, n=4000, adversarial=None):
+    from jaxaudio.data.audio import pcm16_samples
+
+    success = np.asarray(success, bool)
+    m = success.size
+    waves = np.full((m, n), -0.1, np.float32) if adversarial is None else adversarial
+    return {"clip_mask": np.ones(m, bool), "labels": np.zeros(m, int), "success": success,
+            "iterations": np.full(m, iterations), "snr_db": np.full(m, snr),
+            "original_prediction": np.zeros(m, int),
+            "adversarial_prediction": np.where(success, 1, 0),
+            "target": np.full(m, target), "seconds": np.asarray(1.0),
+            "adversarial_pcm": pcm16_samples(waves)}
+
+
+def test_run_survival_counts_only_clips_the_model_got_right():
+    from jaxaudio.attacks import robustness
+
+    n = 4000
+    clips = {"waves": np.full((3, n), 0.1, np.float32), "rate": RATE,
+             "clean_prediction": np.array([0, 0, 1])}  # clip 2 was wrong before the attack
+    run = _run([True, False, True], n=n)
+    out = robustness.run_survival(_sign_logits, clips, run, channels=["identity", "gain_-6dB"])
+    assert list(out) == ["identity", "gain_-6dB"]
+    assert out["identity"]["num_successful"] == 1  # clip 0 only
+    assert out["identity"]["survival"] == 1.0 and out["gain_-6dB"]["survivors"] == 1
+    np.testing.assert_allclose(robustness.adversarial_waves(run)[0], -0.1, atol=1 / 32768)
+    # a run on a subset of the clips (clip_mask) is compared with those clips only
+    sub = dict(_run([True, True], n=n), clip_mask=np.array([True, True, False]))
+    assert robustness.run_survival(_sign_logits, clips, sub,
+                                   channels=["identity"])["identity"]["num_successful"] == 2
+
+
+def test_eot_cost_is_plain_minus_robust_snr():
+    from jaxaudio.attacks import robustness
+
+    plain = _run([True, True, False], snr=30.0, iterations=2)
+    robust = _run([True, False, False], snr=22.5, iterations=6)
+    cost = robustness.eot_cost(plain, robust, max_iterations=8)
+    assert set(cost) == {f"{v}_{k}" for v in ("plain", "robust")
+                         for k in robustness.COST_KEYS} | {"snr_cost_db"}
+    assert cost["plain_success_rate"] == pytest.approx(2 / 3)
+    assert cost["robust_success_rate"] == pytest.approx(1 / 3)
+    assert cost["snr_cost_db"] == pytest.approx(7.5)
+    assert cost["robust_iterations_median"] == 6
+    failed = robustness.eot_cost(plain, _run([False] * 3), max_iterations=8)
+    assert failed["robust_snr_db_mean"] is None and "snr_cost_db" not in failed

@@ -66,19 +66,20 @@ def test_real_dataset_without_data_is_a_clear_error(tmp_path, capsys):
 
 
 def test_song_evaluation_raw_and_median_filtered():
-    from jaxaudio import tasks
+    from jaxaudio.training import tasks
+    from jaxaudio.models import inference
 
     p = tasks.preset("voice", "smoke")
     songs = tasks.load_split("synth-voice", "test", preset_name="smoke", seed=0)
     clf = tasks.new_classifier("voice", p, seed=0)
     step = 20
-    plain = tasks.evaluate_songs(clf, songs, frame_step=step, median_seconds=0)
+    plain = inference.evaluate_songs(clf, songs, frame_step=step, median_seconds=0)
     assert "accuracy_median_filtered" not in plain
     # A median over less than one step is the identity: same accuracy as the raw frames.
     one = 0.5 * step * clf.frontend.hop_length / clf.frontend.sample_rate
-    same = tasks.evaluate_songs(clf, songs, frame_step=step, median_seconds=one)
+    same = inference.evaluate_songs(clf, songs, frame_step=step, median_seconds=one)
     assert same["accuracy_median_filtered"] == pytest.approx(plain["accuracy"])
-    smoothed = tasks.evaluate_songs(clf, songs, frame_step=step, median_seconds=2.0)
+    smoothed = inference.evaluate_songs(clf, songs, frame_step=step, median_seconds=2.0)
     assert 0.0 <= smoothed["accuracy_median_filtered"] <= 1.0
     assert plain["num_frames"] == len(range(0, 1 + len(songs.waves[0]) // clf.frontend.hop_length,
                                             step))

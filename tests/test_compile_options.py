@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxaudio import compile_options
+from jaxaudio.attacks import compile_options
 
 
 def test_options_on_cpu_and_switch_off(monkeypatch):

@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from jaxaudio import distributed
+from jaxaudio.cli import distributed as cli_distributed
+from jaxaudio.runtime import distributed
 
 
 def test_shares_cover_the_job_once():
@@ -33,7 +34,7 @@ def _free_port() -> int:
 
 def _run(tmp_path, *extra, name):
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
-    cmd = [sys.executable, "-m", "jaxaudio.distributed", "--out", str(tmp_path / name), *extra]
+    cmd = [sys.executable, "-m", "jaxaudio.cli.distributed", "--out", str(tmp_path / name), *extra]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
 
@@ -45,7 +46,7 @@ def test_two_processes_equal_one(tmp_path):
     procs = [_run(tmp_path, *coord, "--process-id", str(i), name=f"p{i}.json")
              for i in range(2)]
     # The single-process run, here in the test process, while the two others run.
-    assert distributed.main(["--out", str(tmp_path / "single.json")]) == 0
+    assert cli_distributed.main(["--out", str(tmp_path / "single.json")]) == 0
     for p in procs:
         out, _ = p.communicate(timeout=900)
         assert p.returncode == 0, out[-2000:]

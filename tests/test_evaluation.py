@@ -1,4 +1,5 @@
-"""jaxaudio.evaluation: attacked set, runs, WAV check, sweep entries, results and report files.
+"""jaxaudio.attacks.evaluation (attacked set, runs, WAV check, sweep entries, listening) and
+jaxaudio.studies.attack_evaluation (study 1's results and report files).
 
 Tiny numpy stand-ins for the classifier, the test split and the attacks; no training.
 """
@@ -14,8 +15,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from jaxaudio import evaluation
+from jaxaudio.attacks import evaluation
 from jaxaudio.data import pcm16_samples
+from jaxaudio.studies import attack_evaluation as reporting
 
 Result = collections.namedtuple("Result", "success iterations snr_db original_prediction "
                                           "adversarial_prediction target adversarial")
@@ -197,12 +199,12 @@ def test_sweep_on_set_converts_the_result():
 # ---------------------------------------------------------------------------------- results
 def test_headline_order_and_missing_numbers():
     e = {"success_rate": 0.5, "snr_db_mean": 31.25, "noise_control_accuracy": 0.75}
-    line = evaluation.headline({"fgsm": dict(e, success_rate=1.0), "pgd": e}, 0.8, 12)
+    line = reporting.headline({"fgsm": dict(e, success_rate=1.0), "pgd": e}, 0.8, 12)
     assert line.startswith("pgd: success 0.50 on 12 excerpts (clean accuracy 0.80)")
     assert "31.2 dB" in line and line.endswith("0.75")
-    empty = evaluation.headline({"mscw": {"success_rate": 0.0, "snr_db_mean": None}}, 0.5, 3)
+    empty = reporting.headline({"mscw": {"success_rate": 0.0, "snr_db_mean": None}}, 0.5, 3)
     assert empty.startswith("mscw:") and "mean SNR –" in empty and empty.endswith("accuracy –")
-    assert evaluation.headline({}, 0.5, 3) == ""
+    assert reporting.headline({}, 0.5, 3) == ""
 
 
 def test_results_table_keys_entries_and_json(sweep):
@@ -210,12 +212,12 @@ def test_results_table_keys_entries_and_json(sweep):
             "chosen": np.array([1, 4, 5, 9]), "waves": np.zeros((4, 800), np.float32),
             "rate": 8000}
     summary = {"pgd": {"success_rate": 0.5, "snr_db_mean": 20.0}}
-    results = evaluation.results_table(
+    results = reporting.results_table(
         {"study": "s", "title": "t"}, summary=summary, noise_control={"pgd": {"accuracy": 0.5}},
         attack_set=aset, sweep=sweep, epsilons=(1e-3, 1e-2, 0.1), clean_accuracy=0.9,
         label_names=["a", "b", "c"], model={"path": "m"}, settings={"pgd": {"eps": 1}},
         published={"pgd": {"accuracy_after": "0.17"}},
-        method=evaluation.method_notes(slots=4, margin=2048, cw_target="a"),
+        method=reporting.method_notes(slots=4, margin=2048, cw_target="a"),
         deviations=("smoke",), listening={"pgd": []})
     assert list(results)[:4] == ["study", "title", "headline", "model"]
     assert list(results)[-3:] == ["fgsm_sweep", "listening_examples", "published"]
@@ -229,7 +231,7 @@ def test_results_table_keys_entries_and_json(sweep):
     assert results["method"]["early_stopping"].endswith("(4 slots)")
     assert results["preset_deviations_from_paper"] == ["smoke"]
     json.dumps(results)  # JSON-ready
-    no_sweep = evaluation.results_table(
+    no_sweep = reporting.results_table(
         {}, summary=summary, noise_control={}, attack_set=aset, sweep=None, epsilons=(),
         clean_accuracy=0.9, label_names=["a"], model={}, settings={"pgd": {}},
         published={"pgd": {}}, method={}, deviations=(), listening={})
@@ -240,7 +242,7 @@ def test_results_table_keys_entries_and_json(sweep):
 def test_write_report_arrays(tmp_path, sweep):
     aset = {"labels": np.array([0, 1, 2, 0]), "clean_prediction": np.array([0, 1, 0, 0])}
     runs = {"pgd": [_run(4, seed=1), _run(4, seed=2)], "cw": [_run(4, seed=3)]}
-    evaluation.write_report_arrays(tmp_path / "arrays", aset, runs, sweep)
+    reporting.write_report_arrays(tmp_path / "arrays", aset, runs, sweep)
     with np.load(tmp_path / "arrays" / "snr.npz") as f:
         expected = np.concatenate([r["snr_db"][r["success"]] for r in runs["pgd"]])
         np.testing.assert_array_equal(f["pgd"], expected)
@@ -253,7 +255,7 @@ def test_write_report_arrays(tmp_path, sweep):
     with np.load(tmp_path / "arrays" / "fgsm_sweep.npz") as f:
         np.testing.assert_array_equal(f["success_rate"], [0.0, 0.5, 1.0])
         assert np.isnan(f["snr_db_mean"][0]) and f["snr_db_mean"][1] == 30.0
-    evaluation.write_report_arrays(tmp_path / "other", aset, runs, None)
+    reporting.write_report_arrays(tmp_path / "other", aset, runs, None)
     assert not (tmp_path / "other" / "fgsm_sweep.npz").exists()
 
 
@@ -288,3 +290,23 @@ def test_listening_examples_first_stepped_successes(tmp_path):
     first = evaluation.listening_examples(tmp_path / "silent", waves, silent, ["a", "b", "c"],
                                           8000, 1)
     assert first[0]["perturbation_gain"] == 1.0  # nothing to amplify
+
+
+def test_listening_positions_skip_step_zero_successes():
+    run = {"success": np.array([True, False, True, True, True]),
+           "iterations": np.array([0, 3, 2, 1, 4])}
+    assert evaluation.listening_positions(run, 2) == [2, 3]
+    assert evaluation.listening_positions(run, 9) == [2, 3, 4]
+    assert evaluation.listening_positions(dict(run, success=np.zeros(5, bool)), 3) == []
+
+
+def test_listening_scores_and_perceptual_note():
+    run = {"success": np.array([True, True, False, True]), "iterations": np.array([0, 2, 1, 5])}
+    scores = {"pgd": {"visqol_mos": np.array([4.0, np.nan, 1.0, 3.5]),
+                      "share_above_threshold": np.array([0.1, 0.2, 0.3, 0.4])}}
+    listening = {"pgd": [{"clip": 1}, {"clip": 3}]}
+    reporting.add_listening_scores(listening, scores, {"pgd": [run]}, 2)
+    assert listening["pgd"] == [{"clip": 1, "visqol_mos": None, "share_above_threshold": 0.2},
+                                {"clip": 3, "visqol_mos": 3.5, "share_above_threshold": 0.4}]
+    assert "the first 16 attacked clips" in reporting.perceptual_note(16)
+    assert "all attacked clips" in reporting.perceptual_note(None)

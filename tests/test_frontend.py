@@ -1,12 +1,13 @@
 """Front-end parity with librosa and gradient safety."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import librosa
 import numpy as np
 import pytest
 
-from jaxaudio import frontend as fe
+from jaxaudio.dsp import frontend as fe
 
 SR = 16000
 
@@ -73,12 +74,20 @@ def test_gradients_finite(config, kind):
     assert np.all(np.isfinite(np.asarray(grad)))
 
 
-def test_batch_equals_single_and_shapes():
-    y = _signals()["noise"]
-    cfg = fe.FrontendConfig()
-    batch = np.asarray(fe.features(np.stack([y, y[::-1]]), cfg))
-    assert batch.shape == (2, 100, fe.num_frames(len(y), 512))
-    np.testing.assert_allclose(batch[1], np.asarray(fe.features(y[::-1].copy(), cfg)), atol=1e-5)
+class FeaturesJitOrNot(chex.TestCase):
+    """The front-end gives the same features compiled and run op by op, batched or one clip
+    at a time, in the documented shape ``(..., n_mels, frames)``."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_batch_equals_single_and_shapes(self):
+        y = _signals()["noise"]
+        cfg = fe.FrontendConfig()
+        features = self.variant(lambda w: fe.features(w, cfg))
+        batch = features(jnp.stack([y, y[::-1]]))
+        chex.assert_shape(batch, (2, 100, fe.num_frames(len(y), 512)))
+        chex.assert_tree_all_finite(batch)
+        chex.assert_trees_all_close(batch[1], features(jnp.asarray(y[::-1].copy())), atol=1e-5)
+        chex.assert_trees_all_close(batch, fe.features(np.stack([y, y[::-1]]), cfg), atol=1e-4)
 
 
 def test_bad_parameters_and_inputs():

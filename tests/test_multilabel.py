@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxaudio import frontend as fe
+from jaxaudio.dsp import frontend as fe
 from jaxaudio.data.synth_instruments import make_mixed_instruments
 from jaxaudio.models import Classifier
 from jaxaudio.models.cnn import AveragePoolCNN
@@ -57,7 +57,7 @@ def test_saved_tagger_keeps_its_decision(tagger, tmp_path):
 def test_clip_probabilities_and_predict_rows_of_a_tagger(tagger, tmp_path):
     import soundfile as sf
 
-    from jaxaudio.predict import clip_probabilities, predict_files, write_predictions_csv
+    from jaxaudio.models.inference import clip_probabilities, predict_files, write_predictions_csv
 
     waves = list(_waves(2, 5000))
     probs = clip_probabilities(tagger, waves)
@@ -76,8 +76,8 @@ def test_clip_probabilities_and_predict_rows_of_a_tagger(tagger, tmp_path):
 
 
 def test_training_a_tagger_uses_binary_cross_entropy(tagger, monkeypatch):
-    from jaxaudio import losses as losses_lib
-    from jaxaudio import train as train_lib
+    from jaxaudio.training import losses as losses_lib
+    from jaxaudio.training import train as train_lib
 
     asked = []
     real = losses_lib.get_loss
@@ -135,7 +135,7 @@ def test_mixed_clips_carry_both_instruments_in_exact_shares():
 def test_multi_label_synthetic_split_for_train_tagger_multi():
     """`train --tagger multi` on the synthetic data trains on clips where half mix two tagged
     instruments (the single-label curated split would leave a tagger nothing to tag twice)."""
-    from jaxaudio import tasks
+    from jaxaudio.training import tasks
 
     ds = tasks.load_split("synth-instruments", "train", preset_name="smoke", multi_label=True)
     tags = np.asarray(ds.targets).sum(axis=1)

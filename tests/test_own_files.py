@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from jaxaudio import cli, tasks
-from jaxaudio.data.types import ClipDataset, INSTRUMENT_LABELS
-from jaxaudio.predict import clip_probabilities, collect_audio, predict_files, sing_segments
+from jaxaudio import cli
+from jaxaudio.data.audio import collect_audio
+from jaxaudio.data.types import INSTRUMENT_LABELS, ClipDataset
+from jaxaudio.models import inference
+from jaxaudio.models.inference import clip_probabilities, predict_files, sing_segments
+from jaxaudio.training import tasks
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +56,7 @@ def test_clip_probabilities_match_the_evaluation_and_files_are_resampled(files, 
     ds = ClipDataset(waves=waves, targets=np.eye(12, dtype=np.float32)[[0, 1]],
                      labels=np.array([0, 1], np.int32), label_names=INSTRUMENT_LABELS,
                      sample_rate=16000, names=("a", "b"))
-    np.testing.assert_allclose(tasks.clip_scores(clf, ds), probs, atol=1e-6)
+    np.testing.assert_allclose(inference.clip_scores(clf, ds), probs, atol=1e-6)
     rows = predict_files(clf, collect_audio([files])[0], top=2, progress=False)
     assert [r["rate"] for r in rows] == [44100, 8000]
     assert [round(r["seconds"], 2) for r in rows] == [1.2, 2.0]  # durations kept at 16 kHz
@@ -120,8 +123,8 @@ def test_explain_command_on_a_file(files, model_dir, tmp_path, capsys):
 
 
 def test_attack_command_on_files_writes_verified_adversaries(files, model_dir, tmp_path, capsys):
+    from jaxaudio.attacks.evaluation import predict
     from jaxaudio.data import load_audio
-    from jaxaudio.evaluation import predict
 
     clf, path = model_dir
     out = tmp_path / "att"
@@ -185,8 +188,8 @@ def test_file_flags_without_audio_are_refused(tmp_path, capsys):
 
 
 def test_psychoacoustic_attack_on_a_file(files, model_dir, tmp_path):
+    from jaxaudio.attacks.evaluation import predict
     from jaxaudio.data import load_audio
-    from jaxaudio.evaluation import predict
 
     clf, path = model_dir
     out = tmp_path / "psy"

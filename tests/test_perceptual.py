@@ -1,4 +1,4 @@
-"""Perceptual quality next to the SNR (jaxaudio.perceptual): ViSQOL audio-mode MOS-LQO and the
+"""Perceptual quality next to the SNR (jaxaudio.dsp.perceptual): ViSQOL audio-mode MOS-LQO and the
 share of perturbation energy above the masking threshold."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxaudio import perceptual
+from jaxaudio.dsp import perceptual
 
 psy = importlib.import_module("jaxaudio.attacks.psychoacoustic")
 
@@ -65,3 +65,43 @@ def test_share_above_threshold(clip):
     alone = perceptual.share_above_threshold(x[2:3], adv[2:3], RATE)
     assert alone[0] == pytest.approx(share[2], abs=1e-6)
     assert jax.numpy.isfinite(share).all()
+
+
+# ------------------------------------- a set of adversaries (jaxaudio.dsp.perceptual_scoring)
+def test_visqol_selection_first_also_and_too_short():
+    from jaxaudio.dsp import perceptual_scoring as ps
+
+    mask = ps.visqol_selection(6, RATE, RATE, first=2, also=[4])
+    assert mask.tolist() == [True, True, False, False, True, False]
+    assert ps.visqol_selection(3, RATE, RATE, first=None).all()
+    assert not ps.visqol_selection(3, RATE // 2, RATE, first=None, also=[1]).any()  # 0.5 s
+
+
+def test_score_adversaries_and_means(clip, monkeypatch):
+    from jaxaudio.dsp import perceptual_scoring as ps
+
+    scored_pairs = []
+
+    def fake_visqol(originals, adversarials, rate):
+        scored_pairs.append(len(originals))
+        return np.full(len(originals), 3.0) + np.arange(len(originals))
+
+    monkeypatch.setattr(perceptual, "visqol_scores", fake_visqol)
+    x = np.stack([clip] * 3)
+    adv = np.stack([clip, _noisy(clip, 40), _noisy(clip, 10)])
+    mask = np.array([False, True, True])
+    scores = ps.score_adversaries(x, adv, RATE, visqol_mask=mask)
+    np.testing.assert_array_equal(scores["share_above_threshold"],
+                                  perceptual.share_above_threshold(x, adv, RATE))
+    assert scored_pairs == [2] and np.isnan(scores["visqol_mos"][0])
+    assert scores["visqol_mos"][1:].tolist() == [3.0, 4.0]
+    assert scores["visqol_scored"].tolist() == mask.tolist()
+    assert float(scores["share_seconds"]) >= 0 and float(scores["visqol_seconds_per_clip"]) >= 0
+    means = ps.perceptual_means(scores, np.array([True, True, True]), first=2)
+    assert means["visqol_n"] == 1 and means["visqol_mos_mean"] == 3.0  # pair 2 is past first
+    assert means["share_above_threshold_mean"] == pytest.approx(
+        scores["share_above_threshold"].mean())
+    none = ps.perceptual_means(scores, np.zeros(3, bool), first=None)
+    assert none["visqol_mos_mean"] is None and none["share_above_threshold_mean"] is None
+    untouched = ps.score_adversaries(x, adv, RATE, visqol_mask=np.zeros(3, bool))
+    assert scored_pairs == [2] and np.isnan(untouched["visqol_mos"]).all()

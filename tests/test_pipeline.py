@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from jaxaudio.pipeline import Runner, stage_key
+from jaxaudio.runtime.pipeline import Runner, stage_key
 
 
 def _counter():

@@ -254,3 +254,132 @@ def test_load_folder_formats_rate_and_middle(tmp_path, songs):
     assert all(abs(w.shape[0] - int(1.5 * SR)) <= 1 for w in c.waves)
     assert c.names[0] == "song0.wav"
     np.testing.assert_allclose(collection.middle(np.arange(10), 4), [3, 4, 5, 6])
+
+
+# --- The library pieces study 4 is built from (collection arrays, hubness of a collection,
+# --- the attacked songs, counts of a replaced song, summaries, listening examples).
+
+from jaxaudio.recommender import evaluation as E  # noqa: E402
+from jaxaudio.recommender import scoring as S  # noqa: E402
+
+
+def test_pack_unpack_and_collection_arrays(songs):
+    waves = [songs.waves[0][:100], songs.waves[1][:250], songs.waves[2]]
+    audio, lengths = collection.pack_waves(waves)
+    assert audio.dtype == np.float32 and list(lengths) == [100, 250, songs.waves[2].size]
+    for a, b in zip(collection.unpack_waves(audio, lengths), waves):
+        np.testing.assert_array_equal(a, b)
+    arrays = collection.collection_arrays(songs)
+    assert arrays["names"] == list(songs.names) and arrays["sample_rate"] == SR
+    assert len(collection.waves_of(arrays)) == len(songs.waves)
+    again = collection.load_collection(None, num_songs=16, seconds=1.0, seed=3)
+    np.testing.assert_array_equal(again["audio"], arrays["audio"])
+    assert again["genres"] == list(songs.genres)
+
+
+def test_gaussians_of_waves_and_their_arrays(songs, gaussians):
+    g = F.gaussians_of_waves(songs.waves[:4])
+    np.testing.assert_allclose(g.mean, np.asarray(gaussians.mean)[:4], rtol=1e-4, atol=1e-4)
+    assert g.cov.shape == (4, F.N_MFCC, F.N_MFCC)
+    stored = F.gaussian_arrays(g)
+    assert sorted(stored) == sorted(f"gaussian_{f}" for f in F.Gaussian._fields)
+    back = F.gaussian_from_arrays(stored)
+    for f in F.Gaussian._fields:
+        np.testing.assert_array_equal(getattr(back, f), np.asarray(getattr(g, f)))
+
+
+def test_collection_hubness_and_offdiag_stats(gaussians):
+    kl = F.kl_matrix(gaussians)
+    n, k, hub_size = kl.shape[0], 3, 4
+    h = H.collection_hubness(kl, k=k, hub_size=hub_size)
+    d = H.distance_matrix(kl)
+    for s in H.SYSTEMS:
+        assert h[f"k_occurrence_{s}"].sum() == n * k
+        assert sorted(h[f"hubness_{s}"]) == sorted(H.HUBNESS_FIELDS)
+    plain = H.hubness_summary(d, k=k, hub_size=hub_size)
+    np.testing.assert_array_equal(h["k_occurrence_kl"], plain["k_occurrence"])
+    assert h["hubness_kl"]["num_hubs"] == plain["num_hubs"]
+    mp = H.hubness_summary(H.mutual_proximity(d, method="empirical"), k=k, hub_size=hub_size)
+    np.testing.assert_array_equal(h["k_occurrence_mp_empirical"], mp["k_occurrence"])
+    sym = H.hubness_summary(H.distance_matrix(kl, mode="symmetric"), k=k, hub_size=hub_size)
+    assert h["symmetric_hubness"]["skewness"] == sym["skewness"]
+    mu, sd = H.offdiag_stats(jnp.asarray(d))
+    off = ~np.eye(n, dtype=bool)
+    np.testing.assert_allclose(mu, [d[i][off[i]].mean() for i in range(n)], rtol=1e-5)
+    np.testing.assert_allclose(sd, [d[i][off[i]].std() for i in range(n)], rtol=1e-4)
+
+
+def test_choose_attacked_songs():
+    k_occ = np.array([0, 30, 2, 5, 40, 1, 3, 7, 0, 2])
+    lengths = np.array([10, 10, 10, 12, 10, 10, 10, 10, 12, 10])
+    chosen = H.choose_attacked_songs(k_occ, lengths, hub_size=25, count=3, seed=1)
+    assert chosen.size == 3 and list(chosen) == sorted(chosen)
+    assert np.all(k_occ[chosen] < 25) and np.all(lengths[chosen] == 10)
+    np.testing.assert_array_equal(
+        chosen, H.choose_attacked_songs(k_occ, lengths, hub_size=25, count=3, seed=1))
+    every = H.choose_attacked_songs(k_occ, lengths, hub_size=25, count=99, seed=0)
+    assert list(every) == [0, 2, 5, 6, 7, 9]
+
+
+def test_song_counts_of_an_unchanged_song(songs, gaussians):
+    k = 3
+    for mp in (None, "gaussian"):
+        rec = A.make_recommender(gaussians, mp=mp, k=k)
+        kocc = H.k_occurrence(H.nearest_neighbours(np.asarray(rec.metric, np.float64), k))
+        exact = S.exact_k_occurrences(rec, songs.waves[:3], [0, 1, 2], mp=mp, k=k)
+        assert exact.dtype == np.int64 and exact.shape == (3,)
+        # The same song again: its recomputed float32 Gaussian may reorder near-ties only.
+        assert np.all(np.abs(exact - kocc[:3]) <= 1)
+        approx, one = S.song_counts(rec, songs.waves[0], 0, mp=mp, k=k)
+        assert int(one) == exact[0] and approx.dtype == jnp.int32
+
+
+def test_noise_control_and_records(songs):
+    coll = collection.collection_arrays(songs)
+    rec = E.collection_recommender(coll, k=3, hub_size=4)
+    assert rec["kl"].shape == (16, 16) and rec["gaussian_mean"].shape == (16, F.N_MFCC)
+    noise = E.noise_control(coll, rec, [0, 5], snr_db=40.0, seed=0, k=3, hub_size=4)
+    assert list(noise["songs"]) == [0, 5] and noise["k_occurrence_after"].shape == (2,)
+    np.testing.assert_array_equal(noise["k_occurrence_before"], rec["k_occurrence_kl"][[0, 5]])
+    assert noise["hubs_created"] == int(np.sum(noise["k_occurrence_after"] >= 4))
+    record = E.noise_record(noise)
+    assert all(isinstance(v, int) for v in record["k_occurrence_after"])
+    assert set(E.hubness_record(rec)) == {"kl", "mp_gaussian", "mp_empirical", "kl_symmetric"}
+    described = E.collection_record(coll)
+    assert described["source"] == "synthetic" and described["num_songs"] == 16
+    assert described["seconds_per_song"] == pytest.approx(1.0, abs=1e-3)
+
+
+def _records(n=3):
+    return {"songs": np.array([4, 7, 9][:n]), "success": np.array([True, False, True][:n]),
+            "iterations": np.array([10, 20, 30][:n]), "snr_db": np.array([30.0, 10.0, 40.0][:n]),
+            "k_occurrence_before": np.array([1, 2, 3][:n]),
+            "k_occurrence_after": np.array([30, 5, 26][:n]),
+            "k_occurrence_other_system": np.array([25, 0, 3][:n]),
+            "adversarial": np.zeros((n, SR // 10), np.float32) + 0.01,
+            "system": "kl", "objective": "kl", "target_strategy": "closest"}
+
+
+def test_attack_summary_headline_and_listening(tmp_path, songs):
+    s = E.attack_summary(_records(), hub_size=25)
+    assert s["attacked"] == 3 and s["conversion_rate"] == pytest.approx(2 / 3)
+    assert s["k_occurrence_after_successes"] == {"median": 28.0, "min": 26, "max": 30}
+    assert s["snr_db_mean"] == 35.0 and s["snr_db_std"] == pytest.approx(np.std([30, 40], ddof=1))
+    assert s["iterations_median"] == 20.0 and s["hubs_in_other_system"] == 1
+    assert s["examples"][1] == {"song": 7, "k_occurrence": "2 -> 5", "snr_db": 10.0,
+                                "success": False}
+    none = E.attack_summary({**_records(), "success": np.zeros(3, bool)}, hub_size=25)
+    assert none["snr_db_mean"] is None and none["iterations_median"] is None
+    assert E.median_range([]) is None
+    line = E.headline(40, {"num_hubs": 2, "skewness": 1.234}, 0.5, None)
+    assert line == "40 songs: 2 hubs, k-occurrence skewness 1.23; attack conversion 50%"
+    short = {"audio": np.concatenate([w[: SR // 10] for w in songs.waves]),
+             "lengths": np.full(16, SR // 10), "names": list(songs.names), "sample_rate": SR}
+    rows = E.listening_examples(tmp_path / "audio", {"kl_closest": _records()}, short, count=1)
+    assert [r["song"] for r in rows["kl_closest"]] == [4]
+    assert rows["kl_closest"][0]["k_occurrence"] == "1 -> 30"
+    for f in rows["kl_closest"][0]["files"].values():
+        assert (tmp_path / "audio" / "kl_closest" / f).is_file()
+    path = E.save_k_occurrences(tmp_path / "arrays" / "h.npz",
+                                {f"k_occurrence_{s}": np.arange(3) for s in H.SYSTEMS})
+    assert sorted(np.load(path)) == sorted(f"k_occurrence_{s}" for s in H.SYSTEMS)

@@ -61,7 +61,7 @@ def test_redraw_in_a_new_process_imports_no_study_code(finished):
     before = (out / "report.html").read_text()
     code = ("import sys; from jaxaudio import report; report.write_report(sys.argv[1]); "
             "bad = [m for m in sys.modules if m.startswith('jaxaudio.studies') "
-            "or m.startswith('jaxaudio.train')]; print(bad); assert not bad, bad")
+            "or m.startswith('jaxaudio.training.train')]; print(bad); assert not bad, bad")
     subprocess.run([sys.executable, "-c", code, str(out)], check=True)
     assert (out / "report.html").read_text() == before
 

@@ -112,7 +112,7 @@ def test_figures_audio_and_report_exist(smoke):
 
 
 def test_wav_success_is_measured_on_written_files(smoke, monkeypatch, tmp_path):
-    import jaxaudio.data as data_module
+    from jaxaudio.attacks import evaluation as data_module  # the WAV writer and reader it calls
     from jaxaudio.models import Classifier
 
     out, results = smoke
@@ -172,7 +172,7 @@ def test_perceptual_columns_and_psychoacoustic_row(smoke):
     """Every attack gains the share above the masking threshold (all clips) and a ViSQOL
     column (empty here: ViSQOL refuses the smoke preset's 0.5-s excerpts); the psychoacoustic
     attack is a row of its own with its settings."""
-    from jaxaudio import perceptual
+    from jaxaudio.dsp import perceptual
 
     out, results = smoke
     for name in study.ALL_ATTACKS:
@@ -201,12 +201,12 @@ def test_perceptual_columns_and_psychoacoustic_row(smoke):
 
 
 def test_psychoacoustic_option(tmp_path):
-    sp, selected = study._options("smoke", None, None, None, None, False)
+    sp, selected = study.study_options("smoke", None, None, None, None, False)
     assert "psy" not in selected and not sp.psychoacoustic
-    assert study._options("smoke", None, None, None, None)[1] == study.ALL_ATTACKS
-    assert study._options("smoke", None, None, None, ["psy", "pgd"])[1] == ("pgd", "psy")
+    assert study.study_options("smoke", None, None, None, None)[1] == study.ALL_ATTACKS
+    assert study.study_options("smoke", None, None, None, ["psy", "pgd"])[1] == ("pgd", "psy")
     with pytest.raises(ValueError, match="no-psychoacoustic"):
-        study._options("smoke", None, None, None, ["psy"], False)
+        study.study_options("smoke", None, None, None, ["psy"], False)
     new = study.apply_overrides(study.STUDY_PRESETS["smoke"], ["psy.alpha=0.5"])
     assert new.psy["alpha"] == 0.5
     with pytest.raises(ValueError, match="--set"):
@@ -225,8 +225,8 @@ def test_real_data_runs_on_the_fsdkaggle2019_validation_quarter(tmp_path):
     real layout, 44.1 kHz WAV, resampled to 16 kHz)."""
     from test_fsdkaggle import _write_split
 
-    from jaxaudio import tasks
     from jaxaudio.data.types import INSTRUMENT_LABELS
+    from jaxaudio.training import tasks
 
     root = tmp_path / "fsd"
     rows = [(f"c{i:02d}.wav", INSTRUMENT_LABELS[i % 8]) for i in range(16)]
@@ -274,7 +274,7 @@ def test_bad_arguments_rejected(tmp_path):
         study.run(out=tmp_path, preset="huge")
     with pytest.raises(ValueError, match="seeds"):
         study.run(out=tmp_path, preset="smoke", seeds=0)
-    with pytest.raises(ValueError, match="num_clips"):
+    with pytest.raises(ValueError, match="--num-clips"):
         study.run(out=tmp_path, preset="smoke", num_clips=0)
     for bad in (["pgd", "deepfool"], []):
         with pytest.raises(ValueError, match="attacks"):
@@ -315,3 +315,38 @@ def test_presets_change_sizes_only(name):
         assert mine.pop(budget) <= full.pop(budget)
     assert mine == full and preset.psychoacoustic == paper.psychoacoustic
     assert paper.cw["alpha"] == 0.01 and paper.mscw["alpha"] == 10.0
+
+
+def test_preset_attack_kwargs_budgets_and_psy_reuse():
+    sp = study.STUDY_PRESETS["smoke"]
+    kw = sp.attack_kwargs(["Gong", "Accordion"], 16000)
+    assert kw["cw"] == dict(sp.cw, slots=sp.slots, target=1)
+    assert kw["cw_random"]["target"] == kw["mscw"]["target"] == "random"
+    assert kw["psy"]["sample_rate"] == 16000 and kw["fgsm"] == {"eps": sp.fgsm_eps}
+    with pytest.raises(ValueError, match="C&W target"):
+        sp.attack_kwargs(["Gong"], 16000)
+    assert sp.max_iterations("fgsm") == 1
+    assert sp.max_iterations("cw_random") == sp.cw["max_iterations"]
+    assert sp.max_iterations("psy") == sp.psy["stage1_iterations"]
+    assert sp.psy_reuses_pgd(("pgd", "psy")) and not sp.psy_reuses_pgd(("psy",))
+    changed = study.apply_overrides(sp, ["pgd.learning_rate=2e-3"])
+    assert not changed.psy_reuses_pgd(("pgd", "psy"))
+
+
+def test_file_flags_belong_to_the_command_not_the_study():
+    """The study parses no --audio flags; ``jaxaudio attack`` adds them and routes --audio."""
+    import argparse
+
+    from jaxaudio.cli import attack_command
+
+    bare = argparse.ArgumentParser()
+    study.add_arguments(bare)
+    with pytest.raises(SystemExit):
+        bare.parse_args(["--out", "x", "--audio", "a.wav"])
+    full = argparse.ArgumentParser()
+    attack_command.add_arguments(full)
+    args = full.parse_args(["--out", "x", "--target", "Gong"])
+    with pytest.raises(ValueError, match="--target: used only with --audio"):
+        attack_command.run_from_args(args)
+    settings = attack_command.file_settings("smoke", ["pgd.max_iterations=3"], 16000)
+    assert settings["pgd"]["max_iterations"] == 3 and settings["psy"]["sample_rate"] == 16000

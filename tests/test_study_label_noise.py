@@ -6,14 +6,14 @@ import jax
 import numpy as np
 import pytest
 
-from jaxaudio import frontend as fe
+from jaxaudio.dsp import frontend as fe
 import jax.numpy as jnp
 
 from jaxaudio.models import Classifier
 from jaxaudio.models.cnn import AveragePoolCNN
 from jaxaudio.studies import label_noise as ln
-from jaxaudio.train import TrainConfig
-from jaxaudio.train_many import evaluate_many, train_many
+from jaxaudio.training.train import TrainConfig
+from jaxaudio.training.many import evaluate_many, train_many
 
 # ------------------------------------------------------------------ training many models
 
@@ -80,7 +80,7 @@ def test_vmapped_training_equals_training_each_model_alone(tiny_problem):
 
 
 def test_evaluate_many_matches_the_single_model_evaluation(tiny_problem):
-    from jaxaudio import tasks
+    from jaxaudio.models import inference
     from jaxaudio.data.types import ClipDataset
 
     clf, waves, targets, losses = tiny_problem
@@ -92,7 +92,7 @@ def test_evaluate_many_matches_the_single_model_evaluation(tiny_problem):
                        labels=labels.astype(np.int32), label_names=("a", "b", "c"),
                        sample_rate=16000, names=tuple(str(i) for i in range(len(waves))))
     many = evaluate_many(res.classifiers[0], res.variables, data, batch_size=8)
-    one = tasks.evaluate_clips(res.classifiers[1], data, batch_size=8)
+    one = inference.evaluate_clips(res.classifiers[1], data, batch_size=8)
     for m in ("accuracy", "lwlrap", "roc_auc"):
         assert many[1][m] == pytest.approx(one[m], abs=1e-5)
 
@@ -115,7 +115,7 @@ def test_train_many_rejects_bad_input(tiny_problem):
 
 def test_evaluate_many_vmapped_equals_each_model_alone(tiny_problem):
     from jaxaudio.data.types import ClipDataset
-    from jaxaudio.train_many import stack_trees, unstack_tree
+    from jaxaudio.training.many import stack_trees, unstack_tree
 
     clf, waves, targets, losses = tiny_problem
     config = TrainConfig(epochs=1, batch_size=8, seed=5, stats_excerpts=24)
@@ -134,7 +134,7 @@ def test_evaluate_many_vmapped_equals_each_model_alone(tiny_problem):
 
 
 def test_default_train_mode_follows_the_backend():
-    from jaxaudio.train_many import TRAIN_MODES, default_train_mode
+    from jaxaudio.training.many import TRAIN_MODES, default_train_mode
 
     assert default_train_mode("cpu") == "shared"
     assert default_train_mode("gpu") == default_train_mode("tpu") == "vmap"

@@ -8,10 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxaudio import frontend as fe
-from jaxaudio import tasks
+from jaxaudio.audit import detector, protocol
+from jaxaudio.audit.results import preset_deviations
+from jaxaudio.dsp import frontend as fe
+from jaxaudio.models import inference
 from jaxaudio.models.classifier import Classifier, build_module
 from jaxaudio.studies import lime_veracity as study
+from jaxaudio.training import tasks
 
 DIRECTIONS = {"nosing_to_sing", "sing_to_nosing"}
 DOMAINS = {"waveform", "spectrogram"}
@@ -32,12 +35,12 @@ def _calibrated_detector(directory):
     clf = Classifier(frontend=frontend, model_name="singing_voice_detector",
                      model_kwargs={"width": p.width, "zero_mean_first_conv": True},
                      variables=variables, mean=np.zeros(frontend.n_mels, np.float32),
-                     std=np.ones(frontend.n_mels, np.float32), label_names=tasks.VOICE_LABELS,
+                     std=np.ones(frontend.n_mels, np.float32), label_names=inference.VOICE_LABELS,
                      task="binary", excerpt_frames=p.excerpt_frames)
     song = tasks.load_split("synth-voice", "test", preset_name="smoke", seed=0).waves[0]
     mean, std = fe.band_statistics(clf.features(song[None]))
     clf = dataclasses.replace(clf, mean=mean, std=std)
-    _, probs = tasks.song_frame_probabilities(clf, song, frame_step=p.eval_frame_step)
+    _, probs = inference.song_frame_probabilities(clf, song, frame_step=p.eval_frame_step)
     logits = np.log(probs) - np.log1p(-probs)
     variables = jax.tree_util.tree_map(lambda a: a, clf.variables)
     bias = variables["params"]["Dense_2"]["bias"]
@@ -57,7 +60,7 @@ def test_results_schema(smoke):
     out, r, _ = smoke
     on_disk = json.loads((out / "results.json").read_text())
     assert on_disk["study"] == study.NAME == "lime_veracity"
-    assert isinstance(on_disk["headline"], str) and on_disk["published"] == study.PUBLISHED
+    assert isinstance(on_disk["headline"], str) and on_disk["published"] == protocol.PUBLISHED
     m = on_disk["model"]  # the detector row: error at 0.51, raw and filtered, baseline
     assert 0.0 <= m["accuracy"] <= 1.0 and m["error"] == pytest.approx(1 - m["accuracy"])
     assert m["threshold"] == 0.51 and m["median_filter_seconds"] == 0.8
@@ -86,7 +89,8 @@ def test_results_schema(smoke):
         assert on_disk["stability"]["sample_sizes"] == list(
             study.PRESETS["smoke"].stability_sizes)
     assert on_disk["horses"]["num_examples"] >= 1
-    for explainer in ("lime", "occlusion", "integrated_gradients"):  # one entry per explainer, named as the report reads it
+    # one entry per explainer, named as the report reads it
+    for explainer in ("lime", "occlusion", "integrated_gradients"):
         if on_disk["horses"]["num_found"]:
             assert {f"{explainer}_top1", f"{explainer}_top3"} <= set(on_disk["horses"])
         if on_disk["subset"]["num_adversaries"]:
@@ -146,13 +150,18 @@ def test_num_samples_rerun_recomputes_only_explanations_and_downstream(smoke):
 
 def test_presets_change_only_sizes():
     """demo's deviations from the paper are sizes only; the method (ADVERSARY) is shared."""
-    sizes = {"songs", "stretch_frames", "per_song", "num_samples"}
-    for line in study._sizes(study.PRESETS["demo"]):
-        assert line.split()[0] in sizes, line
-    assert study._sizes(study.PRESETS["paper"]) == []
+    size_names = {"songs", "stretch_frames", "per_song", "num_samples"}
+
+    def deviations(sp):
+        return preset_deviations(sp, protocol.PAPER, protocol.PAPER_NAMES)
+
+    for line in deviations(study.PRESETS["demo"]):
+        assert line.split()[0] in size_names, line
+    assert deviations(study.PRESETS["paper"]) == []
+    assert "songs 4 (paper: all test songs)" in deviations(study.PRESETS["demo"])
     assert study.ADVERSARY["waveform"] == {"clip_eps": 0.01, "alpha": 2.0,
                                            "learning_rate": 3e-4}
-    assert study.PRESETS["demo"].max_iterations == study.PAPER["max_iterations"] == 1000
+    assert study.PRESETS["demo"].max_iterations == protocol.PAPER["max_iterations"] == 1000
 
 
 def test_bad_input(tmp_path):
@@ -168,14 +177,15 @@ def test_bad_input(tmp_path):
 
 def test_detector_training_follows_the_published_method_and_lists_only_sizes():
     for name in ("smoke", "demo", "paper"):
-        t = study.training_settings(name, study.PRESETS[name])
+        t = detector.training_settings(name, study.PRESETS[name])
         assert (t["learning_rate"], t["lr_decay_per_epoch"], t["batch_size"]) == (1e-3, 0.85, 32)
-    assert study.training_deviations(study.training_settings("paper", study.PRESETS["paper"])) == []
-    demo = study.training_deviations(study.training_settings("demo", study.PRESETS["demo"]))
+    paper = detector.training_settings("paper", study.PRESETS["paper"])
+    assert detector.training_deviations(paper) == []
+    demo = detector.training_deviations(detector.training_settings("demo", study.PRESETS["demo"]))
     assert demo[0] == "detector trained on 40 batches per epoch (paper: 2000)"
     assert not any(w in " ".join(demo) for w in ("lr", "learning", "decay", "threshold", "epochs"))
     sized = dataclasses.replace(study.PRESETS["demo"], train_examples_per_epoch=64,
                                 train_epochs=3)
-    t = study.training_settings("demo", sized)
+    t = detector.training_settings("demo", sized)
     assert (t["examples_per_epoch"], t["epochs"], t["lr_decay_per_epoch"]) == (64, 3, 0.85)
-    assert "detector epochs 3 (paper: 20)" in study.training_deviations(t)
+    assert "detector epochs 3 (paper: 20)" in detector.training_deviations(t)

@@ -56,3 +56,13 @@ def test_cli_errors_name_the_flag(tmp_path, capsys):
     assert cli.main(["recommend", "--preset", "smoke", "--num-songs", "0",
                      "--out", str(tmp_path / "o")]) == 2
     assert "--num-songs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kwargs, flag", [
+    ({"preset": "huge"}, "--preset"), ({"num_songs": 7}, "--num-songs"),
+    ({"num_songs": 2.5}, "--num-songs"), ({"song_seconds": 0}, "--song-seconds"),
+    ({"attacks": ["nope"]}, "--attacks"), ({"attacks": []}, "--attacks")])
+def test_bad_options_name_the_flag(tmp_path, kwargs, flag):
+    with pytest.raises(ValueError, match=flag):
+        study.run(out=tmp_path / "o", progress=False, **{"preset": "smoke", **kwargs})
+    assert not (tmp_path / "o").exists()  # checked before anything is written

@@ -10,8 +10,9 @@ import json
 
 import pytest
 
-from jaxaudio import channels, tasks
+from jaxaudio.dsp import channels
 from jaxaudio.studies import attack_robustness as study
+from jaxaudio.training import tasks
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +72,18 @@ def test_rerun_reuses_every_stage(tiny):
     assert again["stages"]["computed"] == []
     assert again["robustness"]["ensemble"] == json.loads(
         (out / "results.json").read_text())["robustness"]["ensemble"]
+
+
+def test_bad_preset_names_the_flag():
+    with pytest.raises(ValueError, match="--preset: unknown preset 'huge'"):
+        study.run(out="/nonexistent/never-written", preset="huge", progress=False)
+
+
+def test_arguments_are_the_common_ones():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    study.add_arguments(parser)
+    args = parser.parse_args(["--out", "x", "--preset", "smoke", "--model", "m", "--no-progress"])
+    assert (args.preset, args.model, args.data, args.seed, args.no_progress) == (
+        "smoke", "m", None, 0, True)

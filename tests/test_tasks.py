@@ -4,7 +4,9 @@ and the chunked clip evaluation."""
 import numpy as np
 import pytest
 
-from jaxaudio import tasks
+from jaxaudio.training import tasks
+from jaxaudio.models import inference
+from jaxaudio.labels import noise as noise_sets
 
 SIZES = {"num_curated": 12, "num_noisy": 8, "num_test": 6, "min_seconds": 0.2,
          "max_seconds": 0.4}
@@ -40,33 +42,33 @@ def test_splits_from_a_missing_folder_name_the_flag(tmp_path):
 def test_corruption_at_rates_changes_exactly_round_p_n_labels():
     labels = np.arange(40) % 4
     rates = [0.0, 0.25, 0.5, 1.0]
-    new, changed = tasks.corrupt_at_rates(labels, rates=rates, num_classes=4, seed=1)
+    new, changed = noise_sets.corrupt_at_rates(labels, rates=rates, num_classes=4, seed=1)
     assert new.shape == changed.shape == (4, 40)
     assert changed.sum(1).tolist() == [0, 10, 20, 40]
     np.testing.assert_array_equal(new != labels[None], changed)
     np.testing.assert_array_equal(new[0], labels)
-    again, _ = tasks.corrupt_at_rates(labels, rates=rates, num_classes=4, seed=1)
-    other, _ = tasks.corrupt_at_rates(labels, rates=rates, num_classes=4, seed=2)
+    again, _ = noise_sets.corrupt_at_rates(labels, rates=rates, num_classes=4, seed=1)
+    other, _ = noise_sets.corrupt_at_rates(labels, rates=rates, num_classes=4, seed=2)
     np.testing.assert_array_equal(again, new)
     assert not np.array_equal(other[1:], new[1:])
     # A rate's corruption does not depend on the other rates asked for.
-    alone, _ = tasks.corrupt_at_rates(labels, rates=[0.5], num_classes=4, seed=1)
+    alone, _ = noise_sets.corrupt_at_rates(labels, rates=[0.5], num_classes=4, seed=1)
     np.testing.assert_array_equal(alone[0], new[2])
 
 
 def test_noise_training_sets(splits):
     corrupted = np.stack([splits["curated"].labels, (splits["curated"].labels + 1) % 12])
-    waves, targets = tasks.noise_training_set(splits, "curated", corrupted=corrupted)
+    waves, targets = noise_sets.noise_training_set(splits, "curated", corrupted=corrupted)
     assert len(waves) == 12 and targets.shape == (2, 12, 12) and targets.dtype == np.float32
     np.testing.assert_array_equal(targets.argmax(-1), corrupted)
-    waves, targets = tasks.noise_training_set(splits, "curated+noisy")
+    waves, targets = noise_sets.noise_training_set(splits, "curated+noisy")
     assert len(waves) == 20 and targets.shape == (1, 20, 12)
     np.testing.assert_array_equal(targets[0, 12:], splits["noisy"].targets)
     np.testing.assert_array_equal(waves[12], splits["noisy"].waves[0])
-    waves, targets = tasks.noise_training_set(splits, "noisy")
+    waves, targets = noise_sets.noise_training_set(splits, "noisy")
     assert len(waves) == 8 and targets.shape == (1, 8, 12)
     with pytest.raises(ValueError, match="training set"):
-        tasks.noise_training_set(splits, "test")
+        noise_sets.noise_training_set(splits, "test")
 
 
 def test_rbg_classifier_is_seeded(classifier, splits):
@@ -84,12 +86,12 @@ def test_rbg_classifier_is_seeded(classifier, splits):
 
 def test_clip_scores_do_not_depend_on_the_chunk_size(classifier, splits):
     test = splits["test"]
-    one = tasks.clip_scores(classifier, test, batch_size=1)
-    padded = tasks.clip_scores(classifier, test, batch_size=5)  # last chunk padded
+    one = inference.clip_scores(classifier, test, batch_size=1)
+    padded = inference.clip_scores(classifier, test, batch_size=5)  # last chunk padded
     assert one.shape == (6, 12)
     np.testing.assert_allclose(one.sum(1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(padded, one, rtol=1e-4, atol=1e-6)
-    scores = tasks.evaluate_clips(classifier, test, batch_size=5)
+    scores = inference.evaluate_clips(classifier, test, batch_size=5)
     assert 0.0 <= scores["accuracy"] <= 1.0 and scores["num_clips"] == 6
 
 
@@ -149,24 +151,24 @@ def test_voice_presets_train_as_published_and_differ_only_in_sizes():
 
 
 def test_frame_errors_decide_at_the_published_threshold_and_median_filter():
-    assert tasks.VOICE_THRESHOLD == 0.51
+    assert inference.VOICE_THRESHOLD == 0.51
     probs = [np.array([0.505, 0.505, 0.9, 0.9]), np.array([0.52, 0.1, 0.52])]
     labels = [np.array([0, 0, 1, 1]), np.array([1, 1, 1])]
-    out = tasks.frame_errors(probs, labels, frames_per_second=1.0, median_seconds=0)
+    out = inference.frame_errors(probs, labels, frames_per_second=1.0, median_seconds=0)
     # 0.505 is "nosing" at 0.51 (it would be "sing" at 0.5); the 0.1 frame is the one error
     assert out["accuracy"] == pytest.approx(6 / 7) and out["error"] == pytest.approx(1 / 7)
     assert out["threshold"] == 0.51 and "error_median_filtered" not in out
-    at_half = tasks.frame_errors(probs, labels, frames_per_second=1.0, median_seconds=0,
+    at_half = inference.frame_errors(probs, labels, frames_per_second=1.0, median_seconds=0,
                                  threshold=0.5)
     assert at_half["error"] == pytest.approx(3 / 7)
     # a 3-frame median turns the isolated 0.1 into 0.52 (song 2); song 1 stays right
-    smooth = tasks.frame_errors(probs, labels, frames_per_second=1.0, median_seconds=3.0)
+    smooth = inference.frame_errors(probs, labels, frames_per_second=1.0, median_seconds=3.0)
     assert smooth["error_median_filtered"] == pytest.approx(0.0)
     assert smooth["accuracy_median_filtered"] == pytest.approx(1.0)
 
 
 def test_linear_voice_baseline_scores_like_the_detector():
-    from jaxaudio.baselines import voice_linear_baseline
+    from jaxaudio.training.baselines import voice_linear_baseline
     from jaxaudio.data.types import SongDataset
 
     sr = 22050

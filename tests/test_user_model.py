@@ -42,7 +42,8 @@ def user_module(tmp_path_factory):
 
 
 def test_register_init_attack_save_and_load(user_module, tmp_path):
-    from jaxaudio import attacks, frontend as fe
+    from jaxaudio import attacks
+    from jaxaudio.dsp import frontend as fe
     from jaxaudio.models import Classifier, init_classifier, register_model
 
     folder, my_models = user_module
@@ -60,7 +61,7 @@ def test_register_init_attack_save_and_load(user_module, tmp_path):
     res = attacks.pgd(clf.logits_fn, waves, np.array([0, 1]), key=jax.random.key(1),
                       max_iterations=3)
     assert np.asarray(res.adversarial).shape == waves.shape
-    from jaxaudio.train import ClipExcerpts, TrainConfig, train
+    from jaxaudio.training.train import ClipExcerpts, TrainConfig, train
 
     source = ClipExcerpts(waves=list(np.repeat(waves, 4, 0)),
                           targets=np.eye(3, dtype=np.float32)[[0, 1] * 4],

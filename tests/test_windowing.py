@@ -51,7 +51,7 @@ def test_pick_confident_prefers_confident_and_correct_then_falls_back():
 
 
 def test_excerpt_at_centres_frames_and_song_padded_moved():
-    from jaxaudio import train
+    from jaxaudio.training import train
     from jaxaudio.data.windowing import excerpt_at, song_padded
 
     assert train.song_padded is song_padded

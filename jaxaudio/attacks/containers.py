@@ -14,7 +14,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import optax
 
 __all__ = ["AttackResult", "SweepResult", "Goal", "Decision", "AttackSpec", "AttackConfig",
-           "LoopState", "QueueState", "Array", "LogitsFn"]
+           "AttackOptions", "LoopState", "QueueState", "Array", "LogitsFn"]
 
 Array = Any
 LogitsFn = Callable[[Array], Array]
@@ -112,16 +112,16 @@ class AttackSpec(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class AttackConfig:
-    """Static (hashable) options shared by every attack: they change the compiled graph.
+    """Static (hashable) settings of the compiled loop: they change the compiled graph.
 
     The attack's own hyperparameters are the keyword arguments of its factory
     (:mod:`jaxaudio.attacks.specs`), not fields here.
 
     Attributes:
-      targeted: softmax decisions only; sigmoid decisions always flip.
-      decision: ``"softmax"`` (argmax) or ``"sigmoid"`` (``sigmoid(logit) > threshold``).
-      threshold: sigmoid decision threshold in (0, 1).
-      output_index: which sigmoid output to flip.
+      decision: the success test and classification term, a :class:`Decision` value
+        (:func:`jaxaudio.attacks.pieces.make_decision` builds the softmax, sigmoid and
+        multi-label ones, cached, so equal settings give the same object and one compiled
+        program; a caller may pass its own).
       early_stop: freeze each example at its first success; otherwise run all iterations.
       clip_min, clip_max: value bounds of the adversarial (``None`` = unbounded).
       quantize_16bit: keep the evaluated/returned adversarial on the 16-bit PCM grid
@@ -129,15 +129,63 @@ class AttackConfig:
       snr_margin: samples dropped at both ends of a waveform for the SNR (0 = whole input).
     """
 
-    targeted: bool = False
-    decision: str = "softmax"
-    threshold: float = 0.5
-    output_index: int = 0
+    decision: Decision
     early_stop: bool = True
     clip_min: Optional[float] = -1.0
     clip_max: Optional[float] = 1.0
     quantize_16bit: bool = False
     snr_margin: int = 2048
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackOptions:
+    """The loop options every public attack shares, as one value (``options=``).
+
+    Public attacks take ``options=AttackOptions(...)`` and/or the same names as keyword
+    arguments (``attacks.pgd(..., max_iterations=100, slots=8)``); a keyword overrides the
+    field of ``options``, an unknown keyword is a ``ValueError`` naming it
+    (:func:`jaxaudio.attacks.validation.resolve_options`). An attack refuses a field it does
+    not support when it differs from the default (e.g. ``decision`` for the psychoacoustic
+    attack).
+
+    Attributes:
+      max_iterations: most optimiser steps, an integer >= 1; ``None`` = the attack's default
+        (FGSM 1, PGD and C&W 500, psychoacoustic stage 2 200).
+      early_stop: freeze each example at its first success (else run every iteration and
+        return the successful iterate with the highest SNR).
+      decision: ``"softmax"`` (argmax over classes) or ``"sigmoid"`` (output ``output_index``
+        on when ``sigmoid(logit) > threshold``; labels 0/1, the attack flips them).
+      threshold: sigmoid / multi-label decision threshold in (0, 1).
+      output_index: the sigmoid output attacked.
+      domain: ``"waveform"`` (``x (batch, samples)`` in [-1, 1], SNR without the first/last
+        2048 samples) or ``"spectrogram"`` (any ``(batch, ...)``, unbounded by default).
+      clip_min, clip_max: value bounds (``None`` = the domain's default; ``±inf`` unbounds).
+      quantize_16bit: keep the adversarial on the 16-bit PCM grid (waveforms only).
+      min_samples: shortest accepted waveform in samples (``None`` = 2048).
+      slots: run the batch as a refilled queue through this many slots (``None`` = all at
+        once; same per-example results).
+      loop: ``"device"``, ``"host"`` or ``None`` (the backend's default,
+        :func:`jaxaudio.attacks.driver.default_loop`).
+      progress: a description: a tqdm bar of loop steps (``None`` = no bar).
+    """
+
+    max_iterations: Optional[int] = None
+    early_stop: bool = True
+    decision: str = "softmax"
+    threshold: float = 0.5
+    output_index: int = 0
+    domain: str = "waveform"
+    clip_min: Optional[float] = None
+    clip_max: Optional[float] = None
+    quantize_16bit: bool = False
+    min_samples: Optional[int] = None
+    slots: Optional[int] = None
+    loop: Optional[str] = None
+    progress: Optional[str] = None
+
+    def replace(self, **changes) -> "AttackOptions":
+        """A copy with ``changes`` (field names only)."""
+        return dataclasses.replace(self, **changes)
 
 
 class LoopState(NamedTuple):

@@ -18,12 +18,12 @@ import jax
 import jax.numpy as jnp
 
 from jaxaudio.attacks import validation
+from jaxaudio.attacks.compile_options import jit_gradient
 from jaxaudio.attacks.containers import AttackConfig, AttackSpec, Goal, LogitsFn, SweepResult
 from jaxaudio.attacks.loop import Loop, plain_loop, queue_loop
-from jaxaudio.compile_options import jit_gradient
 
-__all__ = ["LOOP_MODES", "default_loop", "run_on_device", "HostLoop", "drive", "attack_queue",
-           "compile_attack", "clear_cache"]
+__all__ = ["LOOP_MODES", "default_loop", "check_loop", "run_on_device", "HostLoop", "drive",
+           "run_with_progress", "attack_queue", "compile_attack", "clear_cache"]
 
 #: How the iterations are driven: ``"device"`` = one :func:`jax.lax.while_loop` inside one
 #: jitted call; ``"host"`` = a Python loop calling one jitted, vmapped iteration per step.
@@ -41,6 +41,14 @@ def default_loop() -> str:
     Both modes run the same ``body``/``active``, so they give the same results.
     """
     return "host" if jax.default_backend() == "cpu" else "device"
+
+
+def check_loop(loop: Optional[str]) -> str:
+    """``loop`` resolved (``None`` = :func:`default_loop`), or ``ValueError``."""
+    mode = default_loop() if loop is None else loop
+    if mode not in LOOP_MODES:
+        raise ValueError(f"loop must be one of {LOOP_MODES} or None, got {loop!r}")
+    return mode
 
 
 def run_on_device(loop: Loop):
@@ -112,6 +120,18 @@ def drive(build: Callable[..., Loop], mode: str, *, shrink: bool = False) -> Cal
                     shrink=jax.jit(narrow, static_argnums=1) if shrink else None)
 
 
+def run_with_progress(fn: Callable, args: tuple, progress: Optional[str],
+                      total: Optional[int] = None):
+    """``fn(*args)``; with a ``progress`` description, under a tqdm bar of loop steps (advanced
+    per step by a :class:`HostLoop`; a device loop completes it when its one call returns)."""
+    if progress is None:
+        return fn(*args)
+    from tqdm.auto import tqdm
+
+    with tqdm(desc=str(progress), total=total, unit="step", leave=False) as bar:
+        return fn(*args, on_step=bar.update) if isinstance(fn, HostLoop) else fn(*args)
+
+
 def attack_queue(spec: AttackSpec, logits_fn: LogitsFn, x, goal: Goal, keys, *, slots: int,
                  max_iterations, config: AttackConfig):
     """Run :func:`~jaxaudio.attacks.loop.queue_loop` on device (traceable; not jitted here).
@@ -148,9 +168,7 @@ def compile_attack(logits_fn: LogitsFn, config: AttackConfig, factory: Callable[
     """
     if slots is not None and sweep:
         raise ValueError("slots (queue with refill) cannot be combined with an eps sweep")
-    loop = default_loop() if loop is None else loop
-    if loop not in LOOP_MODES:
-        raise ValueError(f"loop must be one of {LOOP_MODES} or None, got {loop!r}")
+    loop = check_loop(loop)
     if sweep:
         loop = "device"
     return validation.cached_call(_compile_attack, logits_fn, config, factory, tuple(options),

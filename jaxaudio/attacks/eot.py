@@ -18,7 +18,7 @@ Transformations (per draw, composed in this order; each a pure function ``(wave 
   signal: a low-pass at a random 90-100 % of the Nyquist frequency and a random sub-sample delay
   (both in the FFT domain);
 * ``"noise"``: white Gaussian noise at a random 35-45 dB SNR;
-* ``"mp3"`` / ``"ogg"``: the real codec (:func:`jaxaudio.channels.codec_round_trip`, host
+* ``"mp3"`` / ``"ogg"``: the real codec (:func:`jaxaudio.dsp.channels.codec_round_trip`, host
   callback) in the forward pass and the identity in the backward pass (a straight-through
   estimate; the codec has no useful gradient).
 
@@ -38,6 +38,9 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxaudio.dsp.batching import map_chunks
+from jaxaudio.dsp.channels import codec_round_trip
 
 __all__ = ["TRANSFORMS", "DIFFERENTIABLE", "eot_logits_fn", "robust", "transform"]
 
@@ -83,8 +86,6 @@ def _noise(x, key, *, min_db=35.0, max_db=45.0):
 
 
 def _codec_callback(x, fmt, subtype, level, rate):
-    from jaxaudio.channels import codec_round_trip
-
     return codec_round_trip(np.asarray(x, np.float32), rate, fmt=fmt, subtype=subtype,
                             compression_level=level).astype(np.float32)
 
@@ -204,13 +205,12 @@ def robust(attack_fn: Callable, *, transforms: Sequence[str] = DIFFERENTIABLE, d
     transforms, draws, rate = _check(transforms, draws, rate)
 
     def attack(logits_fn, x, labels, **kwargs):
-        if kwargs.get("decision", "softmax") != "softmax":
+        decision = kwargs.get("decision", getattr(kwargs.get("options"), "decision", "softmax"))
+        if decision != "softmax":
             raise ValueError("robust attacks support decision='softmax' only")
         wrapped = eot_logits_fn(logits_fn, transforms=transforms, draws=draws, rate=rate,
                                 seed=seed, include_identity=include_identity)
         res = attack_fn(wrapped, x, labels, **kwargs)
-        from jaxaudio.batching import map_chunks
-
         adversarial = np.asarray(res.adversarial)
         logits = map_chunks(lambda w: np.asarray(logits_fn(w)), adversarial,
                             chunk_size=chunk_size, pad_single=False)

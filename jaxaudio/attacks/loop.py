@@ -30,12 +30,19 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-from jaxaudio.attacks.containers import (AttackConfig, AttackResult, AttackSpec, Goal, LogitsFn,
-                                         LoopState, QueueState)
-from jaxaudio.attacks.pieces import config_decision, materialize, region_energy, snr_db_example
+from jaxaudio.attacks.containers import (
+    AttackConfig,
+    AttackResult,
+    AttackSpec,
+    Goal,
+    LogitsFn,
+    LoopState,
+    QueueState,
+)
+from jaxaudio.attacks.pieces import materialize, region_energy, snr_db_example
+from jaxaudio.metrics import useful_steps  # noqa: F401  (re-exported: loop names)
 
 __all__ = ["Loop", "running", "init_state", "step", "finalize", "plain_loop", "queue_loop",
            "queue_init", "queue_body", "queue_active", "queue_occupancy", "queue_shrink",
@@ -102,7 +109,7 @@ def step(spec: AttackSpec, logits_fn: LogitsFn, x, goal: Goal, state: LoopState,
          config: AttackConfig) -> LoopState:
     """One iteration for one example: evaluate, record success, update (unless frozen)."""
     f = _one_example_logits(logits_fn)
-    decision = config_decision(config)
+    decision = config.decision
 
     def objective(delta):
         x_adv = materialize(delta, x, config, straight_through=True)
@@ -129,7 +136,7 @@ def finalize(spec: AttackSpec, logits_fn: LogitsFn, x, goal: Goal, state: LoopSt
     """
     del spec  # the result depends on the state only
     f = _one_example_logits(logits_fn)
-    decision = config_decision(config)
+    decision = config.decision
     last = materialize(state.delta, x, config)
     state = _record(state, x, last, decision.success(f(last), goal), config.snr_margin)
     delta = jnp.where(state.found, state.best_delta, state.delta)
@@ -306,12 +313,3 @@ def queue_loop(spec: AttackSpec, logits_fn: LogitsFn, x, goal: Goal, keys, *, sl
         occupancy=queue_occupancy,
         shrink=queue_shrink,
     )
-
-
-def useful_steps(iterations, max_iterations: int):
-    """Loop steps each example needed with early stopping: ``min(iterations + 1, max)``.
-
-    ``iterations`` is :attr:`AttackResult.iterations` (first success step, ``max_iterations``
-    when none was found); an example found at step ``k`` was evaluated ``k + 1`` times.
-    """
-    return np.minimum(np.asarray(iterations, np.int64) + 1, int(max_iterations))

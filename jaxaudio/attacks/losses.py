@@ -13,7 +13,7 @@ from typing import Sequence
 import jax.numpy as jnp
 import optax
 
-from jaxaudio import frontend
+from jaxaudio.dsp import frontend
 
 __all__ = [
     "DEFAULT_FFT_SIZES",
@@ -60,7 +60,7 @@ def multiscale_spectral_distance(x, x_adv, *, fft_sizes: Sequence[int] = DEFAULT
     """Multi-resolution spectral loss between two waveforms (multi-scale C&W distance).
 
     For every FFT size ``n`` (hop ``n // 4``, periodic Hann window, centred frames, magnitude
-    spectrogram ``S`` from :func:`jaxaudio.frontend.spectrogram` with ``power=1``)::
+    spectrogram ``S`` from :func:`jaxaudio.dsp.frontend.spectrogram` with ``power=1``)::
 
         mean |S(x) - S(x_adv)| + mean |log(S(x) + log_eps) - log(S(x_adv) + log_eps)|
 

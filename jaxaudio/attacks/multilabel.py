@@ -2,8 +2,8 @@
 
 A tagger's decision is a *set* of tags (``sigmoid(logit) > threshold`` per label), so an
 attack's goal is a constraint on that set, written per example as two ``(C,)`` int vectors of
-the :class:`~jaxaudio.attacks.Goal` (the ``"multilabel"`` decision of
-:func:`jaxaudio.attacks.make_decision`): ``label`` = the tag set attacked (0/1), ``target`` =
+the :class:`~jaxaudio.attacks.Goal` (the ``"multilabel"`` decision value of
+:func:`jaxaudio.attacks.make_decision`, passed to the one loop): ``label`` = the tag set attacked (0/1), ``target`` =
 per tag 1 (must end on), 0 (must end off) or -1 (free). The four goals:
 
 =========  ==========================================================  ====================
@@ -29,7 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxaudio.attacks import driver, specs, validation
-from jaxaudio.attacks.containers import AttackConfig, AttackResult
+from jaxaudio.attacks.containers import AttackConfig, AttackOptions, AttackResult
+from jaxaudio.attacks.pieces import make_decision
 
 __all__ = ["GOALS", "multilabel", "goal_targets"]
 
@@ -86,13 +87,10 @@ def goal_targets(tags, *, goal: str, tag=None, target_tags=None) -> np.ndarray:
     return out
 
 
-def multilabel(logits_fn, x, tags, *, goal: str = "remove", tag=None, target_tags=None,
-               attack: str = "pgd", key=None, eps: float = 5e-4, clip_eps: float = 0.01,
-               alpha: float = 0.01, learning_rate: float = 1e-5, max_iterations: int = 500,
-               threshold: float = 0.5, early_stop: bool = True, domain: str = "waveform",
-               clip_min: Optional[float] = None, clip_max: Optional[float] = None,
-               quantize_16bit: bool = False, min_samples: Optional[int] = None,
-               slots: Optional[int] = None) -> AttackResult:
+def multilabel(logits_fn, x, tags, *, key=None, goal: str = "remove", tag=None,
+               target_tags=None, attack: str = "pgd", eps: float = 5e-4,
+               clip_eps: float = 0.01, alpha: float = 0.01, learning_rate: float = 1e-5,
+               options: Optional[AttackOptions] = None, **loop_options) -> AttackResult:
     """Attack a multi-label tagger towards a goal on its tag set.
 
     Parameters
@@ -103,18 +101,19 @@ def multilabel(logits_fn, x, tags, *, goal: str = "remove", tag=None, target_tag
         Waveforms in [-1, 1] (or any input with ``domain="spectrogram"``).
     tags : np.ndarray [shape=(batch, C)], 0/1
         The tag sets attacked (for "change": success = the predicted set differs from it).
+    key : PRNG key, needed by PGD's random start.
     goal : {"remove", "add", "replace", "change"}
     tag, target_tags : see :func:`goal_targets`.
     attack : {"pgd", "cw"}
         PGD: random start in the L∞ ball ``eps``, signed-gradient Adam, projection; C&W:
         ``||δ||² + alpha · loss`` from zero, ``δ`` clipped to ``±clip_eps``.
-    key : PRNG key, needed by PGD's random start.
-    eps, clip_eps, alpha, learning_rate, max_iterations : float / int > 0
-        Study 1's settings by default (PGD eps 5e-4, C&W alpha 0.01 clip 0.01, lr 1e-5, 500).
-    threshold : float in (0, 1)
-        The tagger's decision threshold.
-    early_stop, domain, clip_min, clip_max, quantize_16bit, min_samples, slots :
-        as :func:`jaxaudio.attacks.pgd`.
+    eps, clip_eps, alpha, learning_rate : float > 0
+        Study 1's settings by default (PGD eps 5e-4, C&W alpha 0.01 clip 0.01, lr 1e-5).
+    options, loop_options
+        The shared loop options (:class:`~jaxaudio.attacks.containers.AttackOptions`, as
+        :func:`jaxaudio.attacks.pgd`; default ``max_iterations`` 500): ``threshold`` is the
+        tagger's decision threshold in (0, 1); the decision is always ``"multilabel"``
+        (``decision`` and ``output_index`` keep their defaults).
 
     Returns
     -------
@@ -123,6 +122,10 @@ def multilabel(logits_fn, x, tags, *, goal: str = "remove", tag=None, target_tag
         the tag sets ``(batch, C)`` int32; ``target`` the per-tag requirement ``(batch, C)``;
         ``snr_db``, ``iterations`` as for the other attacks.
     """
+    opts = validation.resolve_options(options, loop_options, attack="multilabel",
+                                      max_iterations=500,
+                                      unsupported=("decision", "output_index"))
+    threshold = opts.threshold
     if attack not in _ATTACKS:
         raise ValueError(f"attack must be one of {_ATTACKS}, got {attack!r}")
     if not (0.0 < float(threshold) < 1.0):
@@ -133,28 +136,31 @@ def multilabel(logits_fn, x, tags, *, goal: str = "remove", tag=None, target_tag
         raise ValueError(f"tags must have one row per example ({batch}), got {targets.shape[0]}")
     check = validation.check_positive
     if attack == "pgd":
-        factory, options = specs.pgd, {"norm": "linf", "random_start": True}
+        factory, static = specs.pgd, {"norm": "linf", "random_start": True}
         hyper = dict(eps=check("eps", eps), learning_rate=check("learning_rate", learning_rate))
     else:
-        factory, options = specs.carlini_wagner, {}
+        factory, static = specs.carlini_wagner, {}
         hyper = dict(clip_eps=check("clip_eps", clip_eps), alpha=check("alpha", alpha),
                      learning_rate=check("learning_rate", learning_rate))
     # The shared checks of x, keys and bounds (labels as a dummy: tag sets are checked above).
     prepared = validation.prepare_inputs(
-        logits_fn, x, np.zeros(batch, np.int32), key=key, domain=domain,
-        min_samples=min_samples, clip_min=clip_min, clip_max=clip_max,
+        logits_fn, x, np.zeros(batch, np.int32), key=key, domain=opts.domain,
+        min_samples=opts.min_samples, clip_min=opts.clip_min, clip_max=opts.clip_max,
         need_key=attack == "pgd")
     if prepared.num_outputs != targets.shape[1]:
         raise ValueError(f"tags have {targets.shape[1]} columns but the tagger has "
                          f"{prepared.num_outputs} outputs")
-    config = AttackConfig(targeted=goal != "change", decision="multilabel",
-                          threshold=float(threshold), early_stop=bool(early_stop),
+    if opts.quantize_16bit and opts.domain != "waveform":
+        raise ValueError("quantize_16bit applies to waveforms (domain='waveform') only")
+    decision = make_decision(decision="multilabel", targeted=goal != "change",
+                             threshold=float(threshold))
+    config = AttackConfig(decision=decision, early_stop=bool(opts.early_stop),
                           clip_min=prepared.clip_min, clip_max=prepared.clip_max,
-                          quantize_16bit=bool(quantize_16bit), snr_margin=prepared.snr_margin)
-    slots = validation.check_slots(slots)
-    fn = driver.compile_attack(logits_fn, config, factory, tuple(sorted(options.items())),
-                               False, slots)
-    out = fn(prepared.x, jnp.asarray(np.asarray(tags), jnp.int32), jnp.asarray(targets),
-             prepared.keys, driver.as_hyper(**hyper),
-             jnp.asarray(validation.check_max_iterations(max_iterations), jnp.int32))
-    return out if slots is None else out[0]
+                          quantize_16bit=bool(opts.quantize_16bit),
+                          snr_margin=prepared.snr_margin)
+    fn = driver.compile_attack(logits_fn, config, factory, tuple(sorted(static.items())),
+                               False, opts.slots, opts.loop)
+    args = (prepared.x, jnp.asarray(np.asarray(tags), jnp.int32), jnp.asarray(targets),
+            prepared.keys, driver.as_hyper(**hyper), jnp.asarray(opts.max_iterations, jnp.int32))
+    out = driver.run_with_progress(fn, args, opts.progress)
+    return out if opts.slots is None else out[0]

@@ -19,7 +19,7 @@ from jaxaudio.attacks.containers import Array, AttackConfig, Decision
 from jaxaudio.data.audio import PCM16_MAX_INDEX, PCM16_MIN_INDEX, PCM16_SCALE
 
 __all__ = [
-    "DECISIONS", "make_decision", "config_decision", "sign_gradient", "signed_adam",
+    "DECISIONS", "make_decision", "sign_gradient", "signed_adam",
     "linf_projection", "l2_projection", "snr_l2_projection", "zero_start", "uniform_start",
     "uniform_l2_start", "quantize_16bit", "round_to_16bit", "materialize", "region_energy",
     "snr_db_example", "snr_db",
@@ -35,7 +35,10 @@ DECISIONS = ("softmax", "sigmoid", "multilabel")
 
 def make_decision(*, decision: str = "softmax", targeted: bool = False, threshold: float = 0.5,
                   output_index: int = 0) -> Decision:
-    """Build the classification loss and success rule.
+    """Build the classification loss and success rule: the :class:`Decision` value the loop
+    takes (:attr:`AttackConfig.decision`).
+
+    Cached: equal settings return the same object, so they share one compiled attack.
 
     * ``"softmax"``, untargeted: loss ``-CE(logits, label)`` (ascend the true class's
       cross-entropy), success ``argmax != label``.
@@ -50,6 +53,15 @@ def make_decision(*, decision: str = "softmax", targeted: bool = False, threshol
       over tags of the margin ``±(logit - logit(threshold))`` that keeps the tag as in
       ``label`` (pushes the easiest tag across), success = the tag set differs from ``label``.
     """
+    if decision not in DECISIONS:
+        raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
+    if decision == "softmax":  # threshold and output index play no part
+        threshold, output_index = 0.5, 0
+    return _make_decision(decision, bool(targeted), float(threshold), int(output_index))
+
+
+@functools.lru_cache(maxsize=None)
+def _make_decision(decision: str, targeted: bool, threshold: float, output_index: int):
     if decision == "softmax":
         def predict(logits):
             return jnp.argmax(logits, axis=-1).astype(jnp.int32)
@@ -86,17 +98,16 @@ def make_decision(*, decision: str = "softmax", targeted: bool = False, threshol
 
         return Decision(loss, success, predict, probabilities)
 
-    if decision == "multilabel":
-        return _multilabel_decision(targeted=targeted, threshold=threshold)
-    raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
+    return _multilabel_decision(targeted=targeted, threshold=threshold)
 
 
 def _multilabel_decision(*, targeted: bool, threshold) -> Decision:
     """The ``"multilabel"`` decision of :func:`make_decision`."""
-    offset = jnp.log(threshold) - jnp.log1p(-threshold)  # the logit of the threshold
+    def logit_of_threshold():  # computed where it is used (inside the traced loop)
+        return jnp.log(threshold) - jnp.log1p(-threshold)
 
     def predict(logits):
-        return (logits > offset).astype(jnp.int32)
+        return (logits > logit_of_threshold()).astype(jnp.int32)
 
     def probabilities(logits):
         return jax.nn.sigmoid(logits)
@@ -105,25 +116,19 @@ def _multilabel_decision(*, targeted: bool, threshold) -> Decision:
         def loss(logits, goal):
             care = (goal.target >= 0).astype(logits.dtype)
             want = jnp.clip(goal.target, 0, 1).astype(logits.dtype)
-            per_tag = optax.sigmoid_binary_cross_entropy(logits - offset, want)
+            per_tag = optax.sigmoid_binary_cross_entropy(logits - logit_of_threshold(), want)
             return jnp.sum(care * per_tag) / jnp.maximum(jnp.sum(care), 1.0)
 
         def success(logits, goal):
             return jnp.all((goal.target < 0) | (predict(logits) == goal.target))
     else:
         def loss(logits, goal):
-            keep = (2 * goal.label - 1).astype(logits.dtype) * (logits - offset)
+            keep = (2 * goal.label - 1).astype(logits.dtype) * (logits - logit_of_threshold())
             return -jax.nn.logsumexp(-keep)  # soft minimum of the margins
 
         def success(logits, goal):
             return jnp.any(predict(logits) != goal.label)
     return Decision(loss, success, predict, probabilities)
-
-
-def config_decision(config: AttackConfig) -> Decision:
-    """The :class:`Decision` an :class:`AttackConfig` describes."""
-    return make_decision(decision=config.decision, targeted=config.targeted,
-                         threshold=config.threshold, output_index=config.output_index)
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,23 +9,24 @@ traced (changing them does not recompile) and the others (``norm``, ``random_sta
 16-bit grid, early stopping) is not a factory argument but the
 :class:`~jaxaudio.attacks.containers.AttackConfig`.
 
-Adding an attack = one factory here, one entry in :data:`FACTORIES` (for :func:`make_attack`,
-the compiled core without input validation) and a short public wrapper in
-:mod:`jaxaudio.attacks.gradient` that validates its hyperparameters (see ``pgd_l2`` there).
+Adding an attack = one factory here, a short public function that validates its
+hyperparameters (:mod:`jaxaudio.attacks.gradient`, see ``pgd_l2`` there) and one entry in the
+registry (:mod:`jaxaudio.attacks.registry`: names, aliases, factory, defaults), which the
+package's ``__all__``, :func:`jaxaudio.attacks.make_attack` and the command line read.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Callable, Optional, Sequence, Union
+from typing import Sequence
 
 import optax
 
-from jaxaudio.attacks import driver, losses, pieces, validation
-from jaxaudio.attacks.containers import AttackConfig, AttackSpec
+from jaxaudio.attacks import losses, pieces
+from jaxaudio.attacks.containers import AttackSpec
+from jaxaudio.dsp.masking import MaskingThreshold, hinge_distance, masking_threshold_example
 
 __all__ = ["NORMS", "STEPS", "fgsm", "pgd", "carlini_wagner", "multiscale_carlini_wagner",
-           "psychoacoustic", "FACTORIES", "make_attack"]
+           "psychoacoustic"]
 
 #: Constraint sets of :func:`pgd`.
 NORMS = ("linf", "l2", "snr_l2")
@@ -119,21 +120,17 @@ def psychoacoustic(*, alpha, clip_eps, learning_rate, threshold=None, reference=
                    start=None, sample_rate: int = 16000, n_fft: int = 2048,
                    hop_length: int = 512) -> AttackSpec:
     """``hinge + alpha · classification loss`` by signed-gradient Adam; ``delta`` clipped to
-    ``±clip_eps``. The hinge (:func:`jaxaudio.attacks.psychoacoustic.hinge_distance`) is the
+    ``±clip_eps``. The hinge (:func:`jaxaudio.dsp.masking.hinge_distance`) is the
     mean excess of the perturbation's PSD over the clean clip's masking threshold.
 
     ``threshold (frames, bins)`` / ``reference ()``: the example's precomputed
-    :class:`~jaxaudio.attacks.psychoacoustic.MaskingThreshold` (the two-stage attack builds
+    :class:`~jaxaudio.dsp.masking.MaskingThreshold` (the two-stage attack builds
     this spec per example); ``None`` = computed from ``x`` at every step (``sample_rate``
     then sets its Bark scale). ``start``: the starting perturbation (stage 1's adversary),
-    ``None`` = zero. Run alone (:func:`make_attack`) this is a one-stage attack with a fixed
-    ``alpha``; :func:`jaxaudio.attacks.psychoacoustic.psychoacoustic` adapts ``alpha`` per
-    example.
+    ``None`` = zero. Run alone (:func:`jaxaudio.attacks.make_attack`) this is a one-stage
+    attack with a fixed ``alpha``; :func:`jaxaudio.attacks.psychoacoustic.psychoacoustic`
+    adapts ``alpha`` per example.
     """
-    # (attacks.psychoacoustic, the attribute, is the public function of that module)
-    from jaxaudio.attacks.psychoacoustic import (MaskingThreshold, hinge_distance,
-                                                 masking_threshold_example)
-
     def masking_of(x):
         if threshold is not None:
             return MaskingThreshold(threshold, reference)
@@ -151,42 +148,3 @@ def psychoacoustic(*, alpha, clip_eps, learning_rate, threshold=None, reference=
         project=pieces.linf_projection(clip_eps),
         init_delta=pieces.zero_start() if start is None else (lambda x, key: start),
     )
-
-
-#: Attack name -> factory (for :func:`jaxaudio.attacks.make_attack`).
-FACTORIES = {
-    "fgsm": fgsm,
-    "pgd": pgd,
-    "cw": carlini_wagner,
-    "multiscale_cw": multiscale_carlini_wagner,
-    "psychoacoustic": psychoacoustic,
-}
-
-_CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(AttackConfig))
-
-
-def make_attack(method: Union[str, Callable], logits_fn, *, slots: Optional[int] = None,
-                loop: Optional[str] = None, **kwargs):
-    """The cached, jitted batched core of an attack, without input validation.
-
-    ``method``: a name of :data:`FACTORIES` (``"fgsm"``, ``"pgd"``, ``"cw"``,
-    ``"multiscale_cw"``) or a factory. ``kwargs`` are :class:`AttackConfig` fields
-    and the factory's *static* options (e.g. ``random_start``, ``norm``). Returns ``fn(x,
-    labels, targets, keys, hyper, max_iterations) -> AttackResult`` with ``hyper`` a dict of the
-    factory's numeric hyperparameters (:func:`jaxaudio.attacks.driver.as_hyper`), see
-    :func:`jaxaudio.attacks.driver.compile_attack`. For benchmarks and inner loops that already
-    hold validated device arrays; everyone else should call :func:`jaxaudio.attacks.fgsm`,
-    :func:`jaxaudio.attacks.pgd`, ...
-
-    With ``slots=B`` the batch runs as a refilled queue through ``B`` slots and ``fn`` returns
-    ``(AttackResult, slot_steps)`` (example-steps computed). ``loop``: ``"device"``, ``"host"`` or ``None`` (see
-    :func:`jaxaudio.attacks.driver.default_loop`).
-    """
-    factory = FACTORIES.get(method) if isinstance(method, str) else method
-    if factory is None:
-        raise ValueError(f"method must be one of {sorted(FACTORIES)} or a factory, got "
-                         f"{method!r}")
-    config = AttackConfig(**{k: v for k, v in kwargs.items() if k in _CONFIG_FIELDS})
-    options = tuple(sorted((k, v) for k, v in kwargs.items() if k not in _CONFIG_FIELDS))
-    return driver.compile_attack(logits_fn, config, factory, options,
-                                 slots=validation.check_slots(slots), loop=loop)

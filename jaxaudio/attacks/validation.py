@@ -6,6 +6,7 @@ the public attacks), so the jitted code never validates.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from typing import NamedTuple, Optional
@@ -14,12 +15,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxaudio.attacks.containers import Array, LogitsFn
+from jaxaudio.attacks.containers import Array, AttackOptions, LogitsFn
 from jaxaudio.attacks.pieces import DECISIONS
 
 __all__ = ["DOMAINS", "example_keys", "random_targets", "num_classes", "cached_call",
            "clear_cache", "check_positive", "check_finite", "check_max_iterations",
-           "check_slots", "default_snr_margin", "PreparedInputs", "prepare_inputs"]
+           "check_slots", "default_snr_margin", "OPTION_NAMES", "resolve_options", "PreparedInputs",
+           "prepare_inputs"]
 
 DOMAINS = ("waveform", "spectrogram")
 
@@ -153,6 +155,37 @@ def check_slots(slots) -> Optional[int]:
     if not ok:
         raise ValueError(f"slots must be None or an integer >= 1, got {slots!r}")
     return int(slots)
+
+
+#: The shared loop options (fields of :class:`~jaxaudio.attacks.containers.AttackOptions`).
+OPTION_NAMES = tuple(f.name for f in dataclasses.fields(AttackOptions))
+_DEFAULT_OPTIONS = AttackOptions()
+
+
+def resolve_options(options: Optional[AttackOptions], overrides: dict, *, attack: str,
+                    max_iterations: int, unsupported: tuple = ()) -> AttackOptions:
+    """One :class:`AttackOptions` from ``options=`` and the keyword ``overrides``, checked.
+
+    ``ValueError`` for a keyword that is no loop option (naming it and the valid ones), for a
+    field in ``unsupported`` that differs from its default, and for a bad ``max_iterations``
+    or ``slots``. ``max_iterations=None`` becomes the attack's default ``max_iterations``.
+    """
+    if options is None:
+        options = _DEFAULT_OPTIONS
+    elif not isinstance(options, AttackOptions):
+        raise ValueError(f"{attack}: options must be an AttackOptions, got "
+                         f"{type(options).__name__}")
+    unknown = sorted(set(overrides) - set(OPTION_NAMES))
+    if unknown:
+        raise ValueError(f"{attack}: unknown option{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(unknown)}; the loop options are {', '.join(OPTION_NAMES)}")
+    options = dataclasses.replace(options, **overrides)
+    for name in unsupported:
+        if getattr(options, name) != getattr(_DEFAULT_OPTIONS, name):
+            raise ValueError(f"{attack} does not support {name}={getattr(options, name)!r}")
+    iterations = max_iterations if options.max_iterations is None else options.max_iterations
+    return dataclasses.replace(options, max_iterations=check_max_iterations(iterations),
+                               slots=check_slots(options.slots))
 
 
 def default_snr_margin(domain: str) -> int:

@@ -10,8 +10,15 @@
 - :mod:`~jaxaudio.audit.excerpts`, :mod:`~jaxaudio.audit.adversaries`,
   :mod:`~jaxaudio.audit.explanations`: what the study attacks, its C&W flips, horse and subset
   sets, and the explanations of a batch; :mod:`~jaxaudio.audit.results`: the numbers for
-  ``results.json``, the arrays the report draws from and the listening WAVs (import these
-  modules themselves; they are not re-exported here).
+  ``results.json``, the arrays the report draws from and the listening WAVs.
+- :mod:`~jaxaudio.audit.stretch`: the stretch attack of one song stretch;
+  :mod:`~jaxaudio.audit.song_attacks`: its application to a detector's test songs (stretch
+  placement, clean decisions, the drawn adversarial excerpts) and those stages;
+  :mod:`~jaxaudio.audit.detector`: the singing voice detector (training, errors, compiled
+  entry points); :mod:`~jaxaudio.audit.protocol`: the published method and figures.
+
+Only controls, summaries and veracity are re-exported here; import the other modules
+themselves.
 """
 
 from jaxaudio.audit.controls import (

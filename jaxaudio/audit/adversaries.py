@@ -11,8 +11,10 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from jaxaudio import attacks
 from jaxaudio.audit.controls import find_horses, random_subsets, subset_logits_fn
 from jaxaudio.audit.veracity import predict_labels
+from jaxaudio.explain.segmentation import component_masks
 
 __all__ = ["flip_binary", "audited_indices", "flip_set", "subset_adversaries", "first_per_class",
            "horse_set", "subset_set"]
@@ -30,7 +32,6 @@ def flip_binary(logits_fn: Callable, x, source: int, *, domain: str, confidence:
     Returns ``(adversarial float32, success bool)``; ``settings``: ``clip_eps``, ``alpha``,
     ``learning_rate``, ``max_iterations``, ...
     """
-    from jaxaudio import attacks
 
     threshold = confidence if source == 0 else 1.0 - confidence
     res = attacks.carlini_wagner(logits_fn, x, np.full(len(x), source, np.int32),
@@ -109,7 +110,6 @@ def horse_set(predict_fn: Callable, specs, classes, *, per_class: int, key, n_te
     """Horses (:func:`~jaxaudio.audit.find_horses`, amplitudes :data:`HORSE_AMPLITUDES` times
     the spectrograms' std ``spread``) of the first ``per_class`` spectrograms of each class,
     and what to explain: ``explain_specs`` (the found horses) for ``explain_targets``."""
-    from jaxaudio.explain.segmentation import component_masks
 
     specs, pick = np.asarray(specs), first_per_class(classes, per_class)
     source = np.asarray(classes)[pick].astype(np.int32)
@@ -128,7 +128,6 @@ def subset_set(feature_logits_fn: Callable, predict_fn: Callable, specs, classes
     """Subset adversaries (:func:`subset_adversaries`, random subsets of ``subset_size``
     components drawn with ``key``) of the first ``per_class`` spectrograms of each class, and
     what to explain: the successful ones for their new labels."""
-    from jaxaudio.explain.segmentation import component_masks
 
     specs, pick = np.asarray(specs), first_per_class(classes, per_class)
     masks = component_masks(specs.shape[1:], n_temporal=n_temporal, n_frequency=n_frequency)

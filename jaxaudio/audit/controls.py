@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxaudio.audit.veracity import check_batch
-from jaxaudio.batching import map_chunks
+from jaxaudio.dsp.batching import map_chunks
 from jaxaudio.explain.lime_bridge import PredictFn, jit_over_predict_fn
 
 __all__ = [
@@ -100,17 +100,9 @@ def _horse_chunk(predict_fn, specs, patterns, amplitudes, labels):
     return jax.vmap(one_example)(specs, labels)
 
 
-def find_horses(
-    predict_fn: PredictFn,
-    specs,
-    labels,
-    masks,
-    *,
-    amplitudes: Sequence[float],
-    kinds: Sequence[str] = ("band", "comb", "blob"),
-    key: jax.Array,
-    chunk_examples: int = 2,
-) -> dict:
+def find_horses(predict_fn: PredictFn, specs, labels, masks, *, amplitudes: Sequence[float],
+                kinds: Sequence[str] = ("band", "comb", "blob"), key: jax.Array,
+                chunk_examples: int = 2) -> dict:
     """Weakest obvious edit of one component that flips each example's label.
 
     Every ``(kind, component)`` pattern is tried at every amplitude (all candidates of
@@ -141,6 +133,21 @@ def find_horses(
         (the original where nothing flipped); ``component`` int (-1 if not found); ``kind``
         (index into ``kinds``, -1 if not found); ``amplitude`` float (0 if not found).
     """
+    specs, labels, amps, patterns = _horse_inputs(specs, labels, masks, amplitudes, kinds,
+                                                  chunk_examples)
+    pat, amp = jnp.asarray(patterns), jnp.asarray(amps)
+    # A fixed (padded) chunk, so every batch size shares one program.
+    flips = map_chunks(
+        lambda sc, lc: _horse_chunk(predict_fn, jnp.asarray(sc), pat, amp,
+                                    jnp.asarray(lc, jnp.int32)),
+        specs, labels, chunk_size=int(chunk_examples))  # (n, A, K * C)
+    tie = np.asarray(jax.random.uniform(key, (specs.shape[0], patterns.shape[0])))
+    return _weakest_horses(flips, tie, specs, amps, patterns, len(tuple(kinds)))
+
+
+def _horse_inputs(specs, labels, masks, amplitudes, kinds, chunk_examples):
+    """Validated ``(specs, labels, amplitudes by |a|, patterns (K * C, F, T))`` of
+    :func:`find_horses`."""
     specs = check_batch(specs)
     n = specs.shape[0]
     labels = np.asarray(labels)
@@ -156,16 +163,16 @@ def find_horses(
     patterns = np.concatenate([horse_patterns(masks, k) for k in kinds])  # (K * C, F, T)
     if patterns.shape[1:] != specs.shape[1:]:
         raise ValueError(f"masks must match the spectrograms' shape {specs.shape[1:]}")
-    num_components = patterns.shape[0] // len(kinds)
     if int(chunk_examples) != chunk_examples or chunk_examples < 1:
         raise ValueError(f"chunk_examples must be an integer >= 1, got {chunk_examples!r}")
-    pat, amp = jnp.asarray(patterns), jnp.asarray(amps)
-    # A fixed (padded) chunk, so every batch size shares one program.
-    flips = map_chunks(
-        lambda sc, lc: _horse_chunk(predict_fn, jnp.asarray(sc), pat, amp,
-                                    jnp.asarray(lc, jnp.int32)),
-        specs, labels, chunk_size=int(chunk_examples))  # (n, A, K * C)
-    tie = np.asarray(jax.random.uniform(key, (n, patterns.shape[0])))
+    return specs, labels, amps, patterns
+
+
+def _weakest_horses(flips, tie, specs, amps, patterns, num_kinds) -> dict:
+    """:func:`find_horses`' result from ``flips (n, A, K * C)`` and tie-break draws
+    ``tie (n, K * C)``: per example the weakest flipping amplitude, then the pattern there
+    with the largest draw."""
+    n, num_components = specs.shape[0], patterns.shape[0] // num_kinds
     found = flips.any(axis=(1, 2))
     out = {"found": found, "spec": specs.copy(), "component": np.full(n, -1, np.int64),
            "kind": np.full(n, -1, np.int64), "amplitude": np.zeros(n, np.float32)}

@@ -4,21 +4,23 @@ p(class 1), and confidently classified frames of each class (docs/studies.md §3
 from __future__ import annotations
 
 import numpy as np
+from tqdm.auto import tqdm
+
+from jaxaudio import metrics
+from jaxaudio.data import windowing
+from jaxaudio.models import inference
 
 __all__ = ["frame_table", "pick_per_class", "attack_excerpts"]
 
 
 def frame_table(clf, waves, frame_labels, *, frame_step: int, progress: bool = False):
     """``(num_frames, 4)`` float rows ``(song, frame, label, p)`` of every ``frame_step``-th
-    frame of every song (:func:`jaxaudio.tasks.song_frame_probabilities`); ``frame_labels(i)``
-    gives song ``i``'s label per frame."""
-    from tqdm.auto import tqdm
-
-    from jaxaudio import tasks
+    frame of every song (:func:`jaxaudio.models.inference.song_frame_probabilities`);
+    ``frame_labels(i)`` gives song ``i``'s label per frame."""
 
     rows = []
     for i in tqdm(range(len(waves)), disable=not progress, leave=False, desc="test songs"):
-        frames, probs = tasks.song_frame_probabilities(clf, waves[i], frame_step=frame_step)
+        frames, probs = inference.song_frame_probabilities(clf, waves[i], frame_step=frame_step)
         labels = frame_labels(i)[frames]
         rows.append(np.stack([np.full(len(frames), i), frames, labels, probs], 1))
     return np.concatenate(rows)
@@ -28,7 +30,6 @@ def pick_per_class(table, *, num: int, confidence: float, rng: np.random.Generat
     """``(rows, classes)``: up to ``num`` rows of ``table`` predicted as class 0, then as class
     1 (``classes``: which), confident (p(class) >= ``confidence``) and correctly labelled ones
     first (:func:`jaxaudio.data.windowing.pick_confident`)."""
-    from jaxaudio.data import windowing
 
     chosen = []
     for source in (0, 1):
@@ -48,8 +49,6 @@ def attack_excerpts(clf, songs, *, frame_step: int, num: int, confidence: float,
     ``direction`` is the predicted class the excerpt is attacked from; ``correct`` whether its
     true label is that class. Raises ``ValueError`` when no excerpt qualifies.
     """
-    from jaxaudio import metrics
-    from jaxaudio.data import windowing
 
     hop = clf.frontend.hop_length
     table = frame_table(clf, songs.waves, lambda i: songs.frame_labels(i, hop_length=hop),

@@ -10,6 +10,10 @@ from typing import Callable
 
 import jax
 import numpy as np
+from tqdm.auto import tqdm
+
+from jaxaudio import explain as ex
+from jaxaudio.explain import attribution as at
 
 __all__ = ["lime_batch", "attribution_batch", "first_stability"]
 
@@ -23,10 +27,6 @@ def lime_batch(predict_fn: Callable, specs, targets, *, key: jax.Array, num_samp
     Returns ``{"lime_weights": (n, C), "lime_score": (n,), "lime_seconds": (n,)}`` (seconds:
     wall time of each explanation).
     """
-    from tqdm.auto import tqdm
-
-    from jaxaudio import explain as ex
-
     n = len(specs)
     out = {"lime_weights": np.zeros((n, n_temporal * n_frequency)), "lime_score": np.zeros(n),
            "lime_seconds": np.zeros(n)}
@@ -44,7 +44,6 @@ def attribution_batch(predict_fn: Callable, specs, targets, *, ig_steps: int,
                       n_temporal: int = 5, n_frequency: int = 4) -> dict:
     """``{"occlusion_weights", "integrated_gradients_weights"}``, each ``(n, C)``
     (:mod:`jaxaudio.explain.attribution`; ``ig_steps`` integration intervals)."""
-    from jaxaudio.explain import attribution as at
 
     seg = {"n_temporal": n_temporal, "n_frequency": n_frequency}
     if len(specs) == 0:
@@ -63,7 +62,6 @@ def first_stability(predict_fn: Callable, candidates, *, key: jax.Array, sample_
     with ``index``, ``audited``, ``features`` and ``explain_targets``. Returns ``{"domain",
     "example", ...stability lists}``, ``{}`` when nothing was audited.
     """
-    from jaxaudio import explain as ex
 
     for domain, a in candidates:
         if len(a["audited"]):

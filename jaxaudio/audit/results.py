@@ -10,7 +10,9 @@ Pure numpy on the outputs of the study's stages (:mod:`jaxaudio.studies.lime_ver
   :func:`fidelity_arrays`: ``arrays/*.npz`` of the report's figures (``component_rects``: the
   component rectangles ``[f0, f1, t0, t1]`` they outline), written by
   :func:`write_report_arrays`;
-- :func:`listening_clips`: the listening WAVs (:mod:`jaxaudio.data.listening`) and their facts.
+- :func:`listening_clips`: the listening WAVs (:mod:`jaxaudio.data.listening`) and their facts;
+- :func:`stretch_summaries`, :func:`sweep_results`: the stretch attacks per level and table 1
+  per adversary strength; :func:`preset_deviations`: a preset's sizes against the paper's.
 
 ``stages`` arguments are the study's stage outputs by name: ``excerpts``,
 ``adversaries_<domain>_<direction>``, ``lime_<set>``, ``horses``, ``assemble``.
@@ -20,20 +22,27 @@ Values are JSON-ready; ``None`` / NaN where a group is empty.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
+import jax
 import numpy as np
 
+from jaxaudio import metrics
 from jaxaudio.audit.controls import fidelity_vs_correctness
+from jaxaudio.audit.stretch import attack_summary
 from jaxaudio.audit.summaries import horse_summary, subset_summary
 from jaxaudio.audit.veracity import norm_rankings, rankings_from_weights
+from jaxaudio.data.listening import write_listening_example
+from jaxaudio.explain.segmentation import component_masks, component_slices
 
 __all__ = ["assemble", "attack_counts", "median_snr", "lime_timing", "headline",
            "model_summary", "excerpt_counts", "published_tables", "results_table",
            "write_report_arrays", "listening_clips",
            "component_rects", "flip_curve_arrays", "example_arrays", "horse_arrays",
-           "fidelity_arrays", "strength_sweep", "sweep_arrays"]
+           "fidelity_arrays", "strength_sweep", "sweep_arrays", "sweep_stage",
+           "stretch_summaries", "sweep_results", "preset_deviations"]
 
 
 SNR_NOTE = ("median_snr_db: jaxaudio.metrics.snr_db (first and last 2048 samples left out); "
@@ -112,7 +121,6 @@ def median_snr(waves, adversaries: Sequence[Mapping]) -> dict:
     (:func:`jaxaudio.metrics.snr_db`, ends trimmed) and ``median_snr_db_whole_clip``
     (``trim=0``); ``{}`` when none succeeded. ``adversaries``: ``{"index", "success",
     "adversarial"}`` per group, ``index`` into ``waves``."""
-    from jaxaudio import metrics
 
     ok = [a["success"] for a in adversaries]
     if not np.concatenate(ok).any():
@@ -168,7 +176,6 @@ def headline(table1_all, domains: Sequence[str], directions: Sequence[str]) -> s
 
 def component_rects(shape, *, n_temporal: int = 5, n_frequency: int = 4) -> np.ndarray:
     """``(C, 4)`` int64 ``[f_start, f_stop, t_start, t_stop]`` of every component."""
-    from jaxaudio.explain.segmentation import component_slices
 
     return np.array([[f.start, f.stop, t.start, t.stop] for f, t in component_slices(
         shape, n_temporal=n_temporal, n_frequency=n_frequency)], np.int64)
@@ -246,8 +253,8 @@ def write_report_arrays(folder, stages: Mapping[str, Mapping], results: Mapping,
                         domains: Sequence[str], directions: Sequence[str], k: int = 3,
                         n_temporal: int = 5, n_frequency: int = 4) -> None:
     """``folder/{flip_curves,example,horses,fidelity}.npz``; the example is the first audited
-    adversary (spectrogram domain first)."""
-    from jaxaudio.explain.segmentation import component_masks
+    adversary (spectrogram domain first); ``strength_sweep.npz`` (:func:`sweep_arrays`) when
+    ``results`` holds a ``strength_sweep``."""
 
     seg = {"n_temporal": n_temporal, "n_frequency": n_frequency}
     specs = stages["excerpts"]["specs"]
@@ -265,8 +272,11 @@ def write_report_arrays(folder, stages: Mapping[str, Mapping], results: Mapping,
                 specs[a["audited"][0]], a["deltas"][0], stages[f"lime_{dom}_{name}"][
                     "lime_weights"][0], masks, rects, domain=dom, direction=name, k=k)
             break
+    if "strength_sweep" in results:
+        arrays["strength_sweep"] = sweep_arrays(results["strength_sweep"], domains=domains,
+                                                directions=directions)
     Path(folder).mkdir(parents=True, exist_ok=True)
-    for key in ("flip_curves", "example", "horses", "fidelity"):
+    for key in ("flip_curves", "example", "horses", "fidelity", "strength_sweep"):
         if key in arrays:
             np.savez(Path(folder) / f"{key}.npz", **arrays[key])
 
@@ -277,11 +287,6 @@ def listening_clips(out, stages: Mapping[str, Mapping], clf, *, directions: Sequ
     ``out/subfolder`` (:func:`jaxaudio.data.listening.write_listening_example`), with true
     label, p(sing) before and after, SNR (dB), perturbation gain and files (relative to
     ``out``)."""
-    import jax
-
-    from jaxaudio import metrics
-    from jaxaudio.data.listening import write_listening_example
-
     exc, clips = stages["excerpts"], []
     (Path(out) / subfolder).mkdir(parents=True, exist_ok=True)
     for name in directions:
@@ -323,3 +328,49 @@ def sweep_arrays(sweep: Mapping, *, domains: Sequence[str], directions: Sequence
             for key, v in sweep[d][n].items():
                 out[f"{d}.{n}.{key}"] = np.array([np.nan if x is None else x for x in v], float)
     return out
+
+
+def sweep_stage(domain: str, level: float) -> str:
+    """The stage-output name of the audit of ``domain`` at a sweep level (``audit_<domain>_c0.60``;
+    the first level is the main study's ``audit_<domain>``)."""
+    return f"audit-{domain}-c{level:.2f}".replace("-", "_")
+
+
+def stretch_summaries(stages: Mapping[str, Mapping], levels: Sequence[float], *,
+                      threshold: float = 0.51, domains: Sequence[str]) -> dict:
+    """``{domain: attack_summary}`` (:func:`jaxaudio.audit.stretch.attack_summary`) of the
+    stretch attacks ``stages["adversaries_<domain>"]`` against the clean probabilities of
+    ``stages["songs"]`` (``p``, ``frame_offsets``)."""
+    songs = stages["songs"]
+    return {dom: attack_summary(stages[f"adversaries_{dom}"], songs["p"], songs["frame_offsets"],
+                                levels, threshold=threshold) for dom in domains}
+
+
+def sweep_results(stages: Mapping[str, Mapping], table1_all: Mapping, table2_all: Mapping,
+                  levels: Sequence[float], *, domains: Sequence[str],
+                  directions: Sequence[str], k: int = 3) -> dict:
+    """:func:`strength_sweep` over ``levels`` (the first: the main study's ``table1_all`` /
+    ``table2_all``; the others: the ``audit`` stages of :func:`sweep_stage`) plus
+    ``lime_mean_components[domain][direction]``, LIME's mean count of positive components
+    per level (``None`` where a group is empty)."""
+    tables = [table1_all] + [
+        {dom: {n: stages[sweep_stage(dom, lv)][n]["table1"] for n in directions}
+         for dom in domains} for lv in levels[1:]]
+    sweep = strength_sweep(levels, tables, domains=domains, directions=directions, k=k)
+    sweep["lime_mean_components"] = {
+        dom: {n: [table2_all[dom][n].get("lime_mean_components")] + [
+            stages[sweep_stage(dom, lv)][n]["table2"].get("lime_mean_components")
+            for lv in levels[1:]] for n in directions} for dom in domains}
+    return sweep
+
+
+def preset_deviations(preset, paper: Mapping[str, Optional[object]],
+                      names: Optional[Mapping[str, str]] = None) -> list[str]:
+    """``"<size> <value> (paper: <paper's>)"`` for every size of ``paper`` where the dataclass
+    ``preset`` differs; ``names`` words the paper's ``None`` values (e.g. ``"all test
+    songs"``)."""
+    names = dict(names or {})
+    if not dataclasses.is_dataclass(preset):
+        raise TypeError(f"preset must be a dataclass instance, got {type(preset).__name__}")
+    return [f"{k} {getattr(preset, k)} (paper: {names.get(k, v) if v is None else v})"
+            for k, v in paper.items() if getattr(preset, k) != v]

@@ -30,6 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxaudio.audit.adversaries import audited_indices
+from jaxaudio.data.windowing import song_padded
+
 __all__ = ["balanced_stretch", "stretch_segment", "windows", "flipped", "stretch_attack",
            "draw_frames", "excerpt_flip_set", "attack_summary"]
 
@@ -60,7 +63,6 @@ def stretch_segment(wave, start: int, frames: int, *, excerpt_frames: int, hop_l
     Returns ``(segment (S,), mask (S,))`` float32, ``S = (frames - 1) * hop + excerpt_samples``;
     excerpt ``t`` of the stretch is ``segment[t * hop : t * hop + excerpt_samples]``.
     """
-    from jaxaudio.data.windowing import song_padded
 
     padded = song_padded(wave, excerpt_frames, hop_length)
     inside = song_padded(np.ones(len(wave), np.float32), excerpt_frames, hop_length)
@@ -225,7 +227,6 @@ def excerpt_flip_set(excerpts, stretches, attack, *, level: int, source: int, do
     spectrograms), ``success``, ``features``, ``audited``, ``deltas``, ``explain_specs``,
     ``explain_targets``.
     """
-    from jaxaudio.audit.adversaries import audited_indices
 
     index = np.flatnonzero(np.asarray(excerpts["direction"]) == source)
     song, frame = np.asarray(excerpts["song"])[index], np.asarray(excerpts["frame"])[index]

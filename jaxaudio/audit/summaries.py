@@ -18,8 +18,15 @@ from typing import Mapping
 import numpy as np
 
 from jaxaudio.audit.controls import HORSE_KINDS, detection_rate, subset_recall
-from jaxaudio.audit.veracity import (flip_curve, flip_matrix, norm_rankings, positive_counts,
-                                     rankings_from_weights, table_at_k, table_positive)
+from jaxaudio.audit.veracity import (
+    flip_curve,
+    flip_matrix,
+    norm_rankings,
+    positive_counts,
+    rankings_from_weights,
+    table_at_k,
+    table_positive,
+)
 from jaxaudio.explain.segmentation import component_masks
 
 __all__ = ["flip_matrices", "direction_tables", "grouped_tables", "audit_groups", "horse_summary",

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxaudio.batching import map_chunks
+from jaxaudio.dsp.batching import map_chunks
 from jaxaudio.explain.lime_bridge import PredictFn, jit_over_predict_fn
 from jaxaudio.explain.segmentation import component_norms
 
@@ -188,16 +188,8 @@ def _flip_chunk(predict_fn, specs, deltas, masks, positions, targets):
     return jax.vmap(one_example)(specs, deltas, positions, targets)
 
 
-def flip_matrix(
-    predict_fn: PredictFn,
-    specs,
-    deltas,
-    rankings,
-    masks,
-    target_labels,
-    *,
-    chunk_examples: int = 4,
-) -> np.ndarray:
+def flip_matrix(predict_fn: PredictFn, specs, deltas, rankings, masks, target_labels, *,
+                chunk_examples: int = 4) -> np.ndarray:
     """Whether the label still flips with ``delta`` restricted to the top-k ranked components.
 
     For every example ``i`` and ``k = 0..num_components``: compose
@@ -229,6 +221,21 @@ def flip_matrix(
         Column ``k`` = flipped with ``k`` components kept (column 0: none kept, i.e. the
         original; the last column: the full ``delta``).
     """
+    specs, deltas, masks, rankings, targets = _flip_inputs(specs, deltas, rankings, masks,
+                                                           target_labels, chunk_examples)
+    n, c = specs.shape[0], masks.shape[0]
+    positions = np.empty_like(rankings)
+    np.put_along_axis(positions, rankings, np.arange(c, dtype=np.int32)[None].repeat(n, 0), 1)
+    m = jnp.asarray(masks)
+    # A fixed (padded) chunk, so every batch size shares one program.
+    return map_chunks(
+        lambda sc, dc, pc, tc: _flip_chunk(predict_fn, jnp.asarray(sc), jnp.asarray(dc), m,
+                                           jnp.asarray(pc), jnp.asarray(tc)),
+        specs, deltas, positions, targets.astype(np.int32), chunk_size=int(chunk_examples))
+
+
+def _flip_inputs(specs, deltas, rankings, masks, target_labels, chunk_examples):
+    """Validated ``(specs, deltas, masks, rankings, targets)`` of :func:`flip_matrix`."""
     specs = check_batch(specs, "specs")
     deltas = check_batch(deltas, "deltas")
     if deltas.shape != specs.shape:
@@ -242,14 +249,7 @@ def flip_matrix(
                          f"{targets.shape} {targets.dtype}")
     if int(chunk_examples) != chunk_examples or chunk_examples < 1:
         raise ValueError(f"chunk_examples must be an integer >= 1, got {chunk_examples!r}")
-    positions = np.empty_like(rankings)
-    np.put_along_axis(positions, rankings, np.arange(c, dtype=np.int32)[None].repeat(n, 0), 1)
-    m = jnp.asarray(masks)
-    # A fixed (padded) chunk, so every batch size shares one program.
-    return map_chunks(
-        lambda sc, dc, pc, tc: _flip_chunk(predict_fn, jnp.asarray(sc), jnp.asarray(dc), m,
-                                           jnp.asarray(pc), jnp.asarray(tc)),
-        specs, deltas, positions, targets.astype(np.int32), chunk_size=int(chunk_examples))
+    return specs, deltas, masks, rankings, targets
 
 
 # --------------------------------------------------------------------------- reductions

@@ -8,12 +8,14 @@ channel count), because a silently skipped or garbled clip would bias every late
 from __future__ import annotations
 
 import os
+import pathlib
 import warnings
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
-__all__ = ["load_audio", "save_wav", "quantize_pcm16", "pcm16_samples", "pcm16_to_float",
+__all__ = ["AUDIO_EXTENSIONS", "collect_audio", "load_audio", "save_wav", "quantize_pcm16", "pcm16_samples", "pcm16_to_float",
            "PCM16_SCALE", "PCM16_MIN_INDEX", "PCM16_MAX_INDEX", "audio_info"]
 
 #: The 16-bit PCM grid: sample ``k`` (int16, ``[-32768, 32767]``) is the float ``k / 32768``,
@@ -251,3 +253,31 @@ def quantize_pcm16(wave) -> np.ndarray:
     buffer.seek(0)
     restored, _ = sf.read(buffer, dtype="float32")
     return restored.reshape(wave.shape)
+
+
+#: File endings read from folders (an explicitly named file is read whatever its ending).
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3")
+
+
+def collect_audio(paths: Iterable, *, flag: str = "--audio") -> tuple[list[pathlib.Path], int]:
+    """The audio files named by ``paths`` (files, or folders searched recursively for
+    :data:`AUDIO_EXTENSIONS`, sorted). Returns ``(files, skipped)``: ``skipped`` counts the
+    other files found in the folders. ``ValueError`` (naming ``flag``) for a missing path or
+    when nothing is left."""
+    files, skipped = [], 0
+    for raw in paths:
+        path = pathlib.Path(raw)
+        if path.is_dir():
+            for f in sorted(p for p in path.rglob("*") if p.is_file()):
+                if f.suffix.lower() in AUDIO_EXTENSIONS:
+                    files.append(f)
+                else:
+                    skipped += 1
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ValueError(f"{flag} {raw}: no such file or folder")
+    if not files:
+        raise ValueError(f"{flag}: no audio files found (looked for "
+                         f"{', '.join(AUDIO_EXTENSIONS)} in the folders given)")
+    return files, skipped

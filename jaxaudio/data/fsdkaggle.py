@@ -230,9 +230,9 @@ def load_fsdkaggle2019(
                 f"audio file {path} listed in {root / _META_DIR / csv_name} does not exist"
             )
 
-    from jaxaudio.data.audio import load_audio  # lazy: keeps import of this module light
-
     from tqdm import tqdm
+
+    from jaxaudio.data.audio import load_audio  # lazy: keeps import of this module light
 
     waves = []
     for path in tqdm(paths, desc=f"FSDKaggle2019 {split}", unit="clip", disable=not progress):

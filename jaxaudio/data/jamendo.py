@@ -208,9 +208,9 @@ def load_jamendo(
         audio_paths.append(path)
         segments.append(read_lab(root / "labels" / (_stem(name) + ".lab")))
 
-    from jaxaudio.data.audio import load_audio  # lazy: keeps import of this module light
-
     from tqdm import tqdm
+
+    from jaxaudio.data.audio import load_audio  # lazy: keeps import of this module light
 
     waves = []
     for path in tqdm(audio_paths, desc=f"Jamendo {split}", unit="song", disable=not progress):

@@ -17,7 +17,6 @@ import numpy as np
 from scipy import signal
 
 from jaxaudio.data.synth_instruments import (
-    _VoiceStyle,
     _add_at,
     _adsr,
     _colored_noise,
@@ -27,6 +26,7 @@ from jaxaudio.data.synth_instruments import (
     _oscillate,
     _rms,
     _sing_syllables,
+    _VoiceStyle,
     _wavetable,
 )
 from jaxaudio.data.types import SongDataset

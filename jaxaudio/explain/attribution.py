@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxaudio.batching import map_chunks
+from jaxaudio.dsp.batching import map_chunks
 from jaxaudio.explain.lime_bridge import (
     Explanation,
     LabelsLike,

@@ -5,13 +5,15 @@
 
 from __future__ import annotations
 
-import pathlib
 from typing import Optional
 
 import numpy as np
 
-__all__ = ["METHODS", "file_excerpt", "explain_excerpt", "explanation_record",
-           "draw_explanation"]
+from jaxaudio import explain as ex
+from jaxaudio.data import load_audio
+from jaxaudio.models import inference
+
+__all__ = ["METHODS", "file_excerpt", "explain_excerpt", "explanation_record"]
 
 METHODS = ("lime", "occlusion", "integrated-gradients")
 
@@ -21,7 +23,6 @@ def file_excerpt(classifier, path, *, start: float = 0.0) -> tuple[np.ndarray, f
     of the audio file ``path`` starting at ``start`` seconds, zero-padded at the end of a short
     file. Returns ``(excerpt, file_seconds)``; ``ValueError`` naming ``--start`` if it lies
     outside the file."""
-    from jaxaudio.data import load_audio
 
     rate = classifier.frontend.sample_rate
     wave, _ = load_audio(path, sample_rate=rate)
@@ -36,12 +37,10 @@ def file_excerpt(classifier, path, *, start: float = 0.0) -> tuple[np.ndarray, f
 
 
 def _predict_fn(classifier):
-    from jaxaudio import explain as ex
-    from jaxaudio import tasks
 
     if classifier.task == "binary":
         return ex.binary_to_two_class(classifier.feature_logits_fn, from_logits=True,
-                                      threshold=tasks.VOICE_THRESHOLD)
+                                      threshold=inference.VOICE_THRESHOLD)
     return ex.softmax_of(classifier.feature_logits_fn)
 
 
@@ -52,8 +51,6 @@ def explain_excerpt(classifier, excerpt, *, method: str = "lime", label: Optiona
     over the 5 x 4 components of the excerpt's spectrogram with the mean baseline (study 3).
     ``method``: one of :data:`METHODS`; ``num_samples``: LIME's perturbation samples."""
     import jax
-
-    from jaxaudio import explain as ex
 
     if method not in METHODS:
         raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -88,31 +85,3 @@ def explanation_record(exp, classifier, *, file, start: float, seconds: float) -
             "num_samples": int(exp.num_samples)}
 
 
-def draw_explanation(exp, record: dict, path) -> pathlib.Path:
-    """A PNG: the excerpt's spectrogram with the component grid, and the component weights
-    as a heat map in the same layout (red: supports the explained class)."""
-    from jaxaudio.explain.segmentation import segment_bounds
-    from jaxaudio.report.page import new_figure, save_figure
-
-    fig, (ax_spec, ax_w) = new_figure(11.0, 3.8, ncols=2)
-    spec = np.asarray(exp.spec)
-    ax_spec.imshow(spec, origin="lower", aspect="auto", cmap="magma")
-    for b in segment_bounds(spec.shape[1], exp.n_temporal)[1:-1]:
-        ax_spec.axvline(b - 0.5, color="white", lw=0.8)
-    for b in segment_bounds(spec.shape[0], exp.n_frequency)[1:-1]:
-        ax_spec.axhline(b - 0.5, color="white", lw=0.8)
-    ax_spec.set(xlabel="frame", ylabel="mel band",
-                title=f"{pathlib.Path(record['file']).name} from {record['start_seconds']:.2f} s")
-    grid = np.asarray(record["weights"]).reshape(exp.n_temporal, exp.n_frequency).T
-    scale = float(np.max(np.abs(grid))) or 1.0
-    im = ax_w.imshow(grid, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-scale, vmax=scale)
-    for t in range(exp.n_temporal):
-        for f in range(exp.n_frequency):
-            ax_w.text(t, f, f"{grid[f, t]:+.2f}", ha="center", va="center", fontsize=8,
-                      color="white" if abs(grid[f, t]) > 0.6 * scale else "black")
-    ax_w.set(xticks=range(exp.n_temporal), yticks=range(exp.n_frequency),
-             xlabel="time segment", ylabel="frequency band (0 = lowest)",
-             title=f"{record['method']} weights for {record['label']} "
-                   f"(p = {record['probability']:.2f})")
-    fig.colorbar(im, ax=ax_w)
-    return save_figure(fig, pathlib.Path(path))

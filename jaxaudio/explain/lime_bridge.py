@@ -30,7 +30,6 @@ import jax.numpy as jnp
 import numpy as np
 import sklearn.base
 import sklearn.metrics
-from lime import lime_base
 
 from jaxaudio.explain.segmentation import (
     BaselineLike,
@@ -39,6 +38,7 @@ from jaxaudio.explain.segmentation import (
     component_masks,
     compose,
 )
+from jaxaudio.runtime.extras import require
 
 __all__ = [
     "Explanation",
@@ -299,7 +299,7 @@ def _predict_chunk(predict_fn, spec, masks, baseline, z):
 def _batch_sharding(chunk: int):
     """Shard a chunk's batch axis over all local devices when it divides evenly, else None.
 
-    Local: in a multi-process job (:mod:`jaxaudio.distributed`) each process explains its own
+    Local: in a multi-process job (:mod:`jaxaudio.runtime.distributed`) each process explains its own
     excerpts on its own devices."""
     devices = jax.local_devices()
     if len(devices) < 2 or chunk % len(devices):
@@ -494,6 +494,7 @@ def explain(
     data = z.astype(np.int64)  # lime_image hands LimeBase integer 0/1 data
     distances = lime_distances(data)
     kernel_fn = functools.partial(lime_kernel, kernel_width=float(kernel_width))
+    lime_base = require("lime.lime_base", "audit", feature="LIME in jaxaudio.explain")
     base_model = lime_base.LimeBase(kernel_fn, verbose=False, random_state=_seed_from_key(key_fit))
     nf = _LIME_IMAGE_NUM_FEATURES if num_features is None else int(num_features)
 

@@ -14,14 +14,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxaudio import frontend as fe
+from jaxaudio.dsp import frontend as fe
 from jaxaudio.models.cnn import AveragePoolCNN
 from jaxaudio.models.voice import SingingVoiceDetector
 
@@ -48,7 +48,7 @@ def register_model(name: str, module_class: type) -> type:
     ``module_class`` is a ``flax.linen.Module`` subclass whose ``__call__(x, train: bool)``
     maps standardised mel features ``x`` ``(batch, n_mels, frames)`` to logits
     ``(batch, num_outputs)`` (``num_outputs`` = classes, or 1 for a binary detector). Any
-    frame count must work (files of any length are scored whole). For :func:`jaxaudio.train.train`
+    frame count must work (files of any length are scored whole). For :func:`jaxaudio.training.train.train`
     it must also keep a ``batch_stats`` collection (e.g. ``nn.BatchNorm``) and may use a
     ``"dropout"`` rng. Saved classifiers record where the class lives
     (``module:qualname``), so :meth:`Classifier.load` — and with it every ``jaxaudio`` command —

@@ -27,9 +27,9 @@ k-occurrence in the matrix with its row and column replaced. A successful song i
 (per-song early stopping by a mask), so a batch gives what each song gives alone.
 
 Why a wrapper and not :func:`jaxaudio.attacks.loop.plain_loop`: that loop takes its
-classification loss and stopping rule from :class:`~jaxaudio.attacks.containers.AttackConfig`
-(softmax / sigmoid decisions on logits, ``(logits, Goal) -> ...``) and checks success after
-every step. The hub decision needs the whole collection (every song's ``k``-th neighbour
+classification term and success test as a :class:`~jaxaudio.attacks.containers.Decision`
+value (``AttackConfig.decision``) on one example's logits, ``(logits, Goal) -> ...``, and
+checks success after every step. The hub decision needs the whole collection (every song's ``k``-th neighbour
 distance, the exact k-occurrence) and the published schedule checks it every 10 steps only, so
 this module writes its own :class:`~jaxaudio.attacks.loop.Loop` program (its carry is the
 library's :class:`~jaxaudio.attacks.containers.LoopState`, started by
@@ -48,7 +48,8 @@ import numpy as np
 import optax
 from jax.scipy.special import log_ndtr
 
-from jaxaudio.attacks import driver, loop as attack_loop, pieces, specs
+from jaxaudio.attacks import driver, pieces, specs
+from jaxaudio.attacks import loop as attack_loop
 from jaxaudio.attacks.containers import AttackConfig
 from jaxaudio.recommender import features, hubness
 
@@ -58,7 +59,8 @@ __all__ = ["OBJECTIVES", "Recommender", "HubAttackResult", "make_recommender", "
 OBJECTIVES = ("kl", "multiscale", "mp")
 DIRECTIONS = ("forward", "reverse")
 TARGET_STRATEGIES = ("closest", "biggest", "random")
-_CONFIG = AttackConfig(snr_margin=0)  # x_adv clipped to [-1, 1]; SNR over the whole song
+# x_adv clipped to [-1, 1]; SNR over the whole song (the decision is unused: see _compiled)
+_CONFIG = AttackConfig(decision=pieces.make_decision(), snr_margin=0)
 
 
 class Recommender(NamedTuple):

@@ -10,6 +10,10 @@ hubness it shows on real collections.
 
 :func:`load_folder` reads any folder of audio files that soundfile (or librosa) reads, at
 22.05 kHz mono, keeping the middle ``seconds`` of each.
+
+:func:`pack_waves` / :func:`unpack_waves` store songs of different lengths as one array and
+their lengths; :func:`collection_arrays` is a whole :class:`Collection` in that form (what a
+pipeline stage stores), and :func:`load_collection` the synthetic or folder one in it.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ import numpy as np
 
 from jaxaudio.data import synth_instruments as si
 from jaxaudio.data import synth_voice as sv
+from jaxaudio.data.audio import collect_audio, load_audio
 
-__all__ = ["GENRES", "Collection", "synth_collection", "load_folder", "middle"]
+__all__ = ["GENRES", "Collection", "synth_collection", "load_folder", "middle", "pack_waves",
+           "unpack_waves", "collection_arrays", "load_collection", "waves_of"]
 
 
 class Collection(NamedTuple):
@@ -112,8 +118,6 @@ def load_folder(folder, *, seconds: float, sample_rate: int = 22050,
     """Every audio file under ``folder`` (recursively), resampled to ``sample_rate`` mono, the
     middle ``seconds`` of each. ``ValueError`` naming ``flag`` for a missing or empty folder,
     an unreadable file, a song shorter than 0.5 s or fewer than ``min_songs`` songs."""
-    from jaxaudio.data.audio import load_audio
-    from jaxaudio.predict import collect_audio
 
     path = pathlib.Path(folder)
     if not path.is_dir():
@@ -134,3 +138,54 @@ def load_folder(folder, *, seconds: float, sample_rate: int = 22050,
         waves.append(np.ascontiguousarray(middle(wave, int(round(seconds * sample_rate)))))
     names = tuple(str(f.relative_to(path)) for f in files)
     return Collection(waves, names, ("",) * len(files), int(sample_rate))
+
+
+def pack_waves(waves) -> tuple[np.ndarray, np.ndarray]:
+    """Songs of any lengths as one array.
+
+    Parameters
+    ----------
+    waves : sequence of np.ndarray [shape=(num_samples_i,)]
+
+    Returns
+    -------
+    audio : np.ndarray [shape=(sum num_samples_i,)], float32
+        The songs one after another.
+    lengths : np.ndarray [shape=(num_songs,)], int64
+        Samples per song.
+    """
+    lengths = np.array([w.shape[0] for w in waves], np.int64)
+    return np.concatenate(waves).astype(np.float32), lengths
+
+
+def unpack_waves(audio, lengths) -> list:
+    """The inverse of :func:`pack_waves`: ``audio`` cut into the songs of ``lengths`` (views)."""
+    ends = np.cumsum(lengths)
+    return [audio[e - n:e] for e, n in zip(ends, lengths)]
+
+
+def waves_of(arrays) -> list:
+    """The songs of :func:`collection_arrays` (any mapping with its ``audio`` and ``lengths``,
+    e.g. a finished stage): :func:`unpack_waves`."""
+    return unpack_waves(arrays["audio"], arrays["lengths"])
+
+
+def collection_arrays(c: Collection) -> dict:
+    """A :class:`Collection` as arrays and JSON values: ``audio`` and ``lengths``
+    (:func:`pack_waves`), ``names``, ``genres`` (lists) and ``sample_rate``."""
+    audio, lengths = pack_waves(c.waves)
+    return {"audio": audio, "lengths": lengths, "names": list(c.names),
+            "genres": list(c.genres), "sample_rate": c.sample_rate}
+
+
+def load_collection(source=None, *, num_songs: int, seconds: float, seed: int = 0,
+                    progress: bool = False) -> dict:
+    """:func:`collection_arrays` of the synthetic collection (``source`` None:
+    :func:`synth_collection` of ``num_songs``) or of the folder ``source``
+    (:func:`load_folder`, every file; ``num_songs`` and ``seed`` unused); ``seconds`` per
+    song."""
+    if source is None:
+        c = synth_collection(num_songs=num_songs, seconds=seconds, seed=seed, progress=progress)
+    else:
+        c = load_folder(source, seconds=seconds)
+    return collection_arrays(c)

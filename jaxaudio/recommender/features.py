@@ -4,12 +4,14 @@ All pure ``jax.numpy`` (jit / vmap / grad-safe): the attack differentiates throu
 chain, waveform -> STFT -> mel -> dB -> DCT -> mean and covariance -> KL divergence.
 
 * :func:`mfcc`: 20 MFCCs from a 36-band mel spectrogram (n_fft 1024, hop 512 at 22.05 kHz),
-  built on :mod:`jaxaudio.frontend` (equal to ``librosa.feature.mfcc`` with these settings).
+  built on :mod:`jaxaudio.dsp.frontend` (equal to ``librosa.feature.mfcc`` with these settings).
 * :func:`song_gaussian`: mean and unbiased covariance over frames, made positive definite by
   the published fix (eigen-decompose, ``|eigenvalues|`` floored at ``1e-5``), with its inverse
   and log-determinant.
 * :func:`kl_divergence`: closed-form ``KL(p || q)`` of two Gaussians;
   :func:`kl_matrix` all pairs of a collection.
+* :func:`gaussians_of_waves`: the Gaussians of a whole collection of songs (any lengths);
+  :func:`gaussian_arrays` / :func:`gaussian_from_arrays` store them as named arrays.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxaudio import frontend
+from jaxaudio.dsp import frontend
+from jaxaudio.dsp.batching import map_chunks
 
 __all__ = ["SAMPLE_RATE", "N_MFCC", "N_FFT", "HOP_LENGTH", "N_MELS", "EIGEN_FLOOR", "Gaussian",
            "mfcc", "song_gaussian", "gaussian_of_wave", "kl_divergence", "kl_matrix",
-           "stack_gaussians"]
+           "stack_gaussians", "gaussians_of_waves", "gaussian_arrays", "gaussian_from_arrays"]
 
 SAMPLE_RATE = 22050
 N_MFCC = 20
@@ -158,6 +161,34 @@ def stack_gaussians(gaussians) -> Gaussian:
                       for f in Gaussian._fields))
 
 
+def gaussians_of_waves(waves) -> Gaussian:
+    """:func:`gaussian_of_wave` of every song, stacked (:func:`stack_gaussians`).
+
+    Parameters
+    ----------
+    waves : sequence of array [shape=(num_samples_i,)]
+        Mono songs at :data:`SAMPLE_RATE`; lengths may differ (one compilation per length).
+
+    Returns
+    -------
+    Gaussian
+        Fields with a leading ``(num_songs,)`` axis, float32.
+    """
+    fn = jax.jit(gaussian_of_wave)
+    return stack_gaussians([fn(w) for w in waves])
+
+
+def gaussian_arrays(g: Gaussian, prefix: str = "gaussian_") -> dict:
+    """``{prefix + field: numpy array}`` of every field of ``g`` (how a stage stores it)."""
+    return {f"{prefix}{f}": np.asarray(getattr(g, f)) for f in Gaussian._fields}
+
+
+def gaussian_from_arrays(values, prefix: str = "gaussian_") -> Gaussian:
+    """The inverse of :func:`gaussian_arrays`: a :class:`Gaussian` of numpy arrays read from
+    ``values`` (any mapping, e.g. a finished stage)."""
+    return Gaussian(*(np.asarray(values[f"{prefix}{f}"]) for f in Gaussian._fields))
+
+
 @jax.jit
 def _kl_rows(rows: Gaussian, collection: Gaussian):
     return jax.vmap(lambda p: kl_divergence(p, collection))(rows)
@@ -169,7 +200,6 @@ def kl_matrix(gaussians: Gaussian, *, chunk_size: int = 256) -> np.ndarray:
     Returns ``(n, n)`` float64 numpy (zero diagonal up to rounding, set to exactly 0), computed
     ``chunk_size`` rows at a time.
     """
-    from jaxaudio.batching import map_chunks
 
     rows = map_chunks(lambda *leaves: _kl_rows(Gaussian(*leaves), gaussians), *gaussians,
                       chunk_size=chunk_size, pad_single=False)

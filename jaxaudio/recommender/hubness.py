@@ -7,6 +7,9 @@ what the attack evaluates inside its compiled loop: the distance row of a pertur
 (:func:`replace_song`), Gaussian Mutual Proximity (:func:`mp_gaussian`) and the exact
 k-occurrence of one song (:func:`k_occurrence_of`).
 
+For a study: :func:`collection_hubness` (the hubness of a collection without and with Mutual
+Proximity, in one dict) and :func:`choose_attacked_songs` (a seeded choice of non-hub songs).
+
 Ties between equal distances are broken as a stable sort does: the lower index first.
 """
 
@@ -20,7 +23,9 @@ from jax.scipy.special import ndtr
 __all__ = ["DISTANCE_MODES", "MP_METHODS", "distance_matrix", "song_row", "nearest_neighbours",
            "k_occurrence", "hubs", "skewness", "mp_gaussian", "mp_empirical",
            "mutual_proximity", "mp_rescale",
-           "replace_song", "k_occurrence_of", "kth_neighbour_distance", "hubness_summary"]
+           "replace_song", "k_occurrence_of", "kth_neighbour_distance", "hubness_summary",
+           "offdiag_stats", "HUBNESS_FIELDS", "SYSTEMS", "collection_hubness",
+           "choose_attacked_songs"]
 
 #: ``"published"``: entries ``[i, j]`` and ``[j, i]`` both ``KL(g_i || g_j)`` for ``j >= i``
 #: (the published, one-directional matrix); ``"symmetric"``: ``(KL(g_i||g_j) + KL(g_j||g_i)) / 2``.
@@ -99,13 +104,27 @@ def skewness(k_occ) -> float:
     return 0.0 if sd == 0 else float(np.mean((x - x.mean()) ** 3) / sd ** 3)
 
 
-def _offdiag_stats(d):
-    """Per row mean and (population) std over the other songs (``jnp``)."""
+def offdiag_stats(d):
+    """Per row mean and (population) std over the other songs (``jnp``).
+
+    Parameters
+    ----------
+    d : array [shape=(..., n, n)]
+        Distances; the diagonal is left out.
+
+    Returns
+    -------
+    mu, sd : arrays [shape=(..., n)]
+        ``sd`` floored at ``1e-6`` (its variance at ``1e-12``).
+    """
     n = d.shape[-1]
     off = 1.0 - jnp.eye(n, dtype=d.dtype)
     mu = jnp.sum(d * off, axis=-1) / (n - 1)
     var = jnp.sum(((d - mu[..., None]) * off) ** 2, axis=-1) / (n - 1)
     return mu, jnp.sqrt(jnp.maximum(var, 1e-12))
+
+
+_offdiag_stats = offdiag_stats  # the name jaxaudio.recommender.attack still uses
 
 
 def mp_gaussian(d):
@@ -117,7 +136,7 @@ def mp_gaussian(d):
     ``(n, n)`` with a zero diagonal.
     """
     d = jnp.asarray(d)
-    mu, sd = _offdiag_stats(d)
+    mu, sd = offdiag_stats(d)
     p_i = ndtr(-(d - mu[:, None]) / sd[:, None])
     p_j = ndtr(-(d - mu[None, :]) / sd[None, :])
     mp = jnp.clip(1.0 - p_i * p_j, 0.0, 1.0)
@@ -197,3 +216,70 @@ def hubness_summary(d, *, k: int = 5, hub_size: int = 25) -> dict:
     return {"k_occurrence": k_occ, "hubs": h, "num_hubs": int(h.size),
             "skewness": skewness(k_occ), "num_anti_hubs": int(np.sum(k_occ == 0)),
             "max_k_occurrence": int(k_occ.max())}
+
+
+#: The scalar figures of :func:`hubness_summary` a study reports per recommender.
+HUBNESS_FIELDS = ("num_hubs", "skewness", "num_anti_hubs", "max_k_occurrence")
+#: The recommenders :func:`collection_hubness` compares: the distances themselves, and their
+#: Mutual Proximity rescalings.
+SYSTEMS = ("kl", "mp_gaussian", "mp_empirical")
+
+
+def collection_hubness(kl, *, k: int = 5, hub_size: int = 25, mode: str = "published") -> dict:
+    """Hubness of a collection without and with Mutual Proximity.
+
+    Parameters
+    ----------
+    kl : array [shape=(n, n)]
+        ``kl[i, j] = KL(g_i || g_j)`` (:func:`jaxaudio.recommender.features.kl_matrix`).
+    k, hub_size : int
+        Neighbours per song, and the k-occurrence from which a song is a hub.
+    mode : str
+        :data:`DISTANCE_MODES` of the recommender's distances.
+
+    Returns
+    -------
+    dict
+        For each ``s`` of :data:`SYSTEMS` (``"kl"``: :func:`distance_matrix` in ``mode``;
+        ``"mp_gaussian"`` / ``"mp_empirical"``: its :func:`mutual_proximity`):
+        ``k_occurrence_<s>`` ``(n,)`` int and ``hubness_<s>`` (the :data:`HUBNESS_FIELDS` of
+        :func:`hubness_summary`); and ``symmetric_hubness``, the same figures for the
+        ``"symmetric"`` distances.
+    """
+    d = distance_matrix(kl, mode=mode)
+    out = {}
+    for name, m in (("kl", d), ("mp_gaussian", mutual_proximity(d, method="gaussian")),
+                    ("mp_empirical", mutual_proximity(d, method="empirical"))):
+        s = hubness_summary(m, k=k, hub_size=hub_size)
+        out[f"k_occurrence_{name}"] = s["k_occurrence"]
+        out[f"hubness_{name}"] = {key: s[key] for key in HUBNESS_FIELDS}
+    symmetric = hubness_summary(distance_matrix(kl, mode="symmetric"), k=k, hub_size=hub_size)
+    out["symmetric_hubness"] = {key: symmetric[key] for key in HUBNESS_FIELDS}
+    return out
+
+
+def choose_attacked_songs(k_occ, lengths, *, hub_size: int, count: int,
+                          seed: int) -> np.ndarray:
+    """The songs an attack starts from: ``count`` non-hubs (k-occurrence ``< hub_size``) among
+    the songs of the most common length (so they batch), chosen with a seeded generator.
+
+    Parameters
+    ----------
+    k_occ : array [shape=(n,)]
+        k-occurrence of every song in the attacked recommender.
+    lengths : int array [shape=(n,)]
+        Samples per song.
+    hub_size, count, seed : int
+        Hub threshold; songs wanted (fewer when fewer qualify); seed of
+        ``np.random.default_rng([seed, 99])``.
+
+    Returns
+    -------
+    np.ndarray [shape=(min(count, candidates),)], int
+        Song indices, ascending.
+    """
+    lengths = np.asarray(lengths)
+    common = np.bincount(lengths).argmax()
+    candidates = np.flatnonzero((np.asarray(k_occ) < hub_size) & (lengths == common))
+    rng = np.random.default_rng([int(seed), 99])
+    return np.sort(rng.choice(candidates, size=min(count, candidates.size), replace=False))

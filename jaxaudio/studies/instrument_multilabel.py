@@ -15,21 +15,21 @@ import dataclasses
 import functools
 import pathlib
 import time
-from typing import TYPE_CHECKING
+from typing import Mapping, Optional
 
 import jax
 import numpy as np
 
-from jaxaudio import attacks, tasks
+from jaxaudio import attacks
 from jaxaudio.data import SYNTHETIC_DATA
-from jaxaudio.models import Classifier
-from jaxaudio.train import train
-
-if TYPE_CHECKING:  # the study module imports this one
-    from jaxaudio.studies.instrument_attacks import StudyPreset
+from jaxaudio.data.synth_instruments import make_mixed_instruments
+from jaxaudio.data.windowing import centre_excerpt
+from jaxaudio.models import Classifier, inference
+from jaxaudio.training import tasks
+from jaxaudio.training.train import train
 
 __all__ = ["ML_GOALS", "ML_ATTACKS", "ML_MIXED", "ml_model_stage", "ml_attack_set_stage",
-           "ml_attack_stage", "multilabel_section"]
+           "ml_attack_stage", "ml_summary", "multilabel_section"]
 
 #: Multi-label goals and attacks of the multi-label section (``--multilabel``).
 ML_GOALS = ("remove", "add", "replace", "change")
@@ -39,7 +39,6 @@ ML_MIXED = 0.5
 
 
 def _mixed_split(split: str, preset: str, seed: int):
-    from jaxaudio.data.synth_instruments import make_mixed_instruments
 
     p = tasks.preset("instruments", preset)
     return make_mixed_instruments(split=split, num_clips=p.num_train if split == "curated"
@@ -63,11 +62,10 @@ def ml_model_stage(stage_dir, *, progress, train_dir, preset, seed, mixed):
 def ml_attack_set_stage(stage_dir, *, clf, preset, seed, mixed, num_clips, clip_seconds):
     """The tagger's test metrics, and the attacked excerpts: test clips with two or more tags,
     their clean predicted tag sets and each goal's tag / target set (and where it applies)."""
-    from jaxaudio.data.windowing import centre_excerpt
 
     del mixed
     test = _mixed_split("test", preset, seed)
-    scores = tasks.evaluate_clips(clf, test)
+    scores = inference.evaluate_clips(clf, test)
     chosen = np.flatnonzero(test.targets.sum(1) >= 2)
     if num_clips is not None and num_clips < chosen.size:
         chosen = np.sort(np.random.default_rng(seed).choice(chosen, num_clips, replace=False))
@@ -109,7 +107,9 @@ def ml_attack_stage(stage_dir, *, attack_set, clf, goal, attack, kwargs, key):
             "iterations": np.asarray(res.iterations)}
 
 
-def _ml_summary(run_stage, *, max_iterations: int) -> dict:
+def ml_summary(run_stage, *, max_iterations: int) -> dict:
+    """One goal's figures: success rate, SNR (dB, over the finite successes) and iterations
+    (over the successes) of an ``ml_attack`` stage's run; None where nothing counts."""
     ok = np.asarray(run_stage["success"], bool)
     snr, its = np.asarray(run_stage["snr_db"]), np.asarray(run_stage["iterations"])
     good = ok & np.isfinite(snr)
@@ -121,11 +121,13 @@ def _ml_summary(run_stage, *, max_iterations: int) -> dict:
             "max_iterations": int(max_iterations)}
 
 
-def multilabel_section(runner, sp: StudyPreset, out: pathlib.Path, *, preset: str, seed: int,
-                       progress: bool) -> dict:
+def multilabel_section(runner, out: pathlib.Path, *, preset: str, seed: int, progress: bool,
+                       num_clips: Optional[int], clip_seconds: Optional[float],
+                       kwargs: Mapping[str, dict]) -> dict:
     """The multi-label section (``--multilabel``): train the tagger (stage ``ml_model``), cut
-    the test clips with two or more tags (``ml_attack_set``), run every goal of
-    :data:`ML_GOALS` with PGD and C&W at the study's settings (``ml_attack``); the
+    ``num_clips`` test clips with two or more tags to ``clip_seconds`` (``ml_attack_set``; None
+    = all / the tagger's excerpt), run every goal of :data:`ML_GOALS` with each attack of
+    :data:`ML_ATTACKS` at its keyword arguments ``kwargs[attack]`` (``ml_attack``); the
     ``multilabel`` block of ``results.json``."""
     settings = {"preset": preset, "seed": seed, "mixed": ML_MIXED}
     trained = runner.stage("ml_model", ml_model_stage, settings=settings, context={
@@ -134,8 +136,8 @@ def multilabel_section(runner, sp: StudyPreset, out: pathlib.Path, *, preset: st
     clf = Classifier.load(trained.path / "model")
     stage = functools.partial(runner.stage, depends={"model": clf.fingerprint()})
     aset = stage("ml_attack_set", ml_attack_set_stage, context={"clf": clf}, settings=dict(
-        settings, num_clips=sp.num_clips, clip_seconds=sp.clip_seconds))
-    kwargs = {"pgd": dict(sp.pgd, slots=sp.slots), "cw": dict(sp.cw, slots=sp.slots)}
+        settings, num_clips=num_clips, clip_seconds=clip_seconds))
+    kwargs = {attack: dict(kwargs[attack]) for attack in ML_ATTACKS}
     table = {}
     for goal in ML_GOALS:
         for attack in ML_ATTACKS:
@@ -144,7 +146,7 @@ def multilabel_section(runner, sp: StudyPreset, out: pathlib.Path, *, preset: st
                       context={"clf": clf}, label=f"multilabel {goal} {attack}", settings={
                           "goal": goal, "attack": attack, "kwargs": kwargs[attack], "key": key})
             table[f"{goal}/{attack}"] = dict(
-                _ml_summary(r, max_iterations=kwargs[attack]["max_iterations"]),
+                ml_summary(r, max_iterations=kwargs[attack]["max_iterations"]),
                 goal=goal, attack=attack)
     return {"goals": table, "settings": kwargs, "num_clips": int(len(aset["chosen"])),
             "tagger": {"test_lwlrap": aset["test_lwlrap"], "test_roc_auc": aset["test_roc_auc"],

@@ -24,7 +24,9 @@ from typing import Optional
 import jax
 import numpy as np
 
-from jaxaudio.batching import map_chunks
+from jaxaudio.dsp.masking import excess_share, masking_threshold_example
+from jaxaudio.dsp.batching import map_chunks
+from jaxaudio.runtime.extras import require
 
 __all__ = ["VISQOL_RATE", "VISQOL_MIN_SECONDS", "visqol_api", "visqol_mos", "visqol_scores",
            "share_above_threshold"]
@@ -38,8 +40,7 @@ VISQOL_MIN_SECONDS = 1.0
 @functools.lru_cache(maxsize=1)
 def visqol_api():
     """One ``visqol.VisqolApi`` created in audio mode (cached: creating it loads the model)."""
-    import visqol
-
+    visqol = require("visqol", "perceptual", feature="ViSQOL in jaxaudio.dsp.perceptual")
     api = visqol.VisqolApi()
     api.create(mode="audio")
     return api
@@ -94,7 +95,6 @@ def visqol_scores(originals, adversarials, sample_rate: int, *,
 
 @functools.lru_cache(maxsize=8)
 def _share_fn(sample_rate: int):
-    from jaxaudio.attacks.psychoacoustic import excess_share, masking_threshold_example
 
     def one(x, x_adv):
         return excess_share(x_adv - x, masking_threshold_example(x, sample_rate=sample_rate))

@@ -46,7 +46,7 @@ from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
-__all__ = ["Runner", "StageResult", "stage_key", "atomic_write_text"]
+__all__ = ["Runner", "StageResult", "stage_key", "atomic_write_text", "write_json", "to_json"]
 
 #: Bumped when the on-disk layout of a stage changes (old stages are then recomputed).
 LAYOUT_VERSION = 1
@@ -95,16 +95,27 @@ def atomic_write_text(path: os.PathLike, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _to_json(value: Any) -> Any:
+def to_json(value: Any) -> Any:
+    """The one JSON policy of every file jaxaudio writes: NumPy scalars and arrays become
+    Python numbers and lists, tuples become lists, keys become strings, and non-finite floats
+    (NaN, ±inf) become ``null``."""
+    if isinstance(value, np.ndarray):
+        return to_json(value.tolist())
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
     if isinstance(value, float) and not np.isfinite(value):
         return None
     if isinstance(value, Mapping):
-        return {str(k): _to_json(v) for k, v in value.items()}
+        return {str(k): to_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_to_json(v) for v in value]
+        return [to_json(v) for v in value]
     return value
+
+
+def write_json(path: os.PathLike, value: Any, *, indent: int = 2) -> pathlib.Path:
+    """Write ``value`` as JSON under :func:`to_json`'s policy, atomically; returns the path."""
+    atomic_write_text(path, json.dumps(to_json(value), indent=indent, allow_nan=False))
+    return pathlib.Path(path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +162,7 @@ def _load(path: pathlib.Path) -> dict:
 
 def _save(path: pathlib.Path, outputs: Mapping[str, Any]) -> None:
     arrays = {k: v for k, v in outputs.items() if isinstance(v, np.ndarray)}
-    values = {k: _to_json(v) for k, v in outputs.items() if not isinstance(v, np.ndarray)}
+    values = {k: to_json(v) for k, v in outputs.items() if not isinstance(v, np.ndarray)}
     if arrays:
         np.savez_compressed(path / _ARRAYS, **arrays)
     if values:

@@ -21,17 +21,18 @@ import pathlib
 import time
 from typing import Any, Callable, Optional, Protocol
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from tqdm.auto import tqdm
 from flax.training import train_state
 
-from jaxaudio import frontend as fe
-from jaxaudio import losses as losses_lib
-from jaxaudio.batching import map_chunks
-from jaxaudio.models.classifier import CheckpointError, Classifier, init_classifier
+from jaxaudio.data.windowing import song_padded
+from jaxaudio.dsp import frontend as fe
+from jaxaudio.dsp.batching import map_chunks
+from jaxaudio.models.classifier import CheckpointError, Classifier
+from jaxaudio.training import losses as losses_lib
 
 
 # ----------------------------------------------------------------------------------------------
@@ -142,8 +143,6 @@ class LazyExcerpts:
         return out if dtype is None else out.astype(dtype)
 
 
-from jaxaudio.data.windowing import song_padded  # noqa: E402  (moved; old imports keep working)
-
 
 # ----------------------------------------------------------------------------------------------
 # Train state, step and loop
@@ -164,7 +163,7 @@ class TrainConfig:
         exponential decay over the optimiser's steps; 0.85 for the singing voice detector,
         1.0 = constant, the instrument classifiers).
       seed: seeds initialisation, dropout and excerpt/batch order.
-      loss: a name from ``jaxaudio.losses.LOSSES`` (``cross_entropy`` for multiclass,
+      loss: a name from ``jaxaudio.training.losses.LOSSES`` (``cross_entropy`` for multiclass,
         ``binary_cross_entropy`` for the detector; noise-robust ones for the label-noise study).
       loss_kwargs: keyword arguments of that loss (e.g. ``{"q": 0.7}`` for GCE).
       stats_excerpts: excerpts used to measure the per-band mean/std.
@@ -441,48 +440,29 @@ def train(classifier: Classifier, source: ExampleSource, config: TrainConfig, *,
     Returns:
       :class:`TrainResult` with the trained classifier and per-epoch history.
     """
-    from tqdm.auto import tqdm
-
-    loss_fn = losses_lib.get_loss(config.loss, **dict(config.loss_kwargs))
-    if classifier.task in ("binary", "multilabel") and config.loss == "cross_entropy":
-        loss_fn = losses_lib.get_loss("binary_cross_entropy")
-
+    loss_fn = _loss_of(classifier, config)
     out_dir = None if out_dir is None else pathlib.Path(out_dir)
     checkpoints = None
-    norm_path = None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        norm_path = out_dir / "normalization.json"
         checkpoints = _Checkpoints(out_dir / "checkpoints")
-
     num_steps = steps_per_epoch(source, config.batch_size)
     run_settings = resume_settings(config, num_steps, source_fingerprint(source))
-    start_epoch, history, resumed_from = 0, [], None
     latest = checkpoints.latest_epoch() if (checkpoints and resume) else None
     if latest is not None:
         _check_resumable(out_dir, run_settings, checkpoints)
-    if latest is not None and norm_path.is_file():
-        stats = json.loads(norm_path.read_text())
-        mean, std = np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
-    else:
-        mean, std = measure_band_statistics(classifier, source, seed=config.seed,
-                                            max_excerpts=config.stats_excerpts)
-        if norm_path is not None:
-            norm_path.write_text(json.dumps({"mean": mean.tolist(), "std": std.tolist()}))
+    mean, std = _band_statistics(classifier, source, config, out_dir, resuming=latest is not None)
     classifier = dataclasses.replace(classifier, mean=mean, std=std)
-
     if out_dir is not None:
         (out_dir / "train_config.json").write_text(json.dumps(run_settings, indent=2))
     tx = optimizer(float(config.learning_rate), float(config.lr_decay_per_epoch), num_steps)
     state = TrainState.create(apply_fn=classifier.module.apply,
                               params=classifier.variables["params"],
                               batch_stats=classifier.variables.get("batch_stats", {}), tx=tx)
+    start_epoch, history = 0, []
     if latest is not None:
         state, saved = checkpoints.restore(latest, state)
-        history = saved.get("history", [])
-        start_epoch = latest + 1
-        resumed_from = latest
-
+        history, start_epoch = saved.get("history", []), latest + 1
     train_step = make_train_step(classifier, loss_fn)
     base_key = jax.random.key(config.seed)
 
@@ -492,22 +472,8 @@ def train(classifier: Classifier, source: ExampleSource, config: TrainConfig, *,
 
     try:
         for epoch in range(start_epoch, config.epochs):
-            t0 = time.perf_counter()
-            bar = tqdm(desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
-                       leave=False, unit="batch")
-
-            def on_step(step, num_steps, loss):
-                bar.total = num_steps
-                bar.update(1)
-                if step % 10 == 0:
-                    bar.set_postfix(loss=f"{float(loss):.3f}")
-
-            state, loss = run_epoch(train_step, state, source, seed=config.seed, epoch=epoch,
-                                    batch_size=config.batch_size, base_key=base_key,
-                                    on_step=on_step)
-            bar.close()
-            row = {"epoch": epoch + 1, "loss": float(loss),
-                   "seconds": time.perf_counter() - t0}
+            state, row = _epoch_with_bar(train_step, state, source, config, epoch, base_key,
+                                         progress=progress)
             if evaluate is not None:
                 row.update(evaluate(to_classifier(state)))
             history.append(row)
@@ -522,5 +488,45 @@ def train(classifier: Classifier, source: ExampleSource, config: TrainConfig, *,
     finally:
         if checkpoints is not None:
             checkpoints.close()
-    return TrainResult(classifier=to_classifier(state), history=history,
-                       resumed_from=resumed_from)
+    return TrainResult(classifier=to_classifier(state), history=history, resumed_from=latest)
+
+
+def _loss_of(classifier: Classifier, config: TrainConfig) -> Callable:
+    """The config's loss; sigmoid outputs (binary, multi-label) train on binary cross-entropy
+    when the config names plain cross-entropy."""
+    if classifier.task in ("binary", "multilabel") and config.loss == "cross_entropy":
+        return losses_lib.get_loss("binary_cross_entropy")
+    return losses_lib.get_loss(config.loss, **dict(config.loss_kwargs))
+
+
+def _band_statistics(classifier, source, config: TrainConfig, out_dir, *, resuming: bool):
+    """The per-band normalisation ``(mean, std)``: read back from ``out_dir`` when resuming,
+    else measured on the source (and saved to ``out_dir/normalization.json``)."""
+    norm_path = None if out_dir is None else out_dir / "normalization.json"
+    if resuming and norm_path.is_file():
+        stats = json.loads(norm_path.read_text())
+        return np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
+    mean, std = measure_band_statistics(classifier, source, seed=config.seed,
+                                        max_excerpts=config.stats_excerpts)
+    if norm_path is not None:
+        norm_path.write_text(json.dumps({"mean": mean.tolist(), "std": std.tolist()}))
+    return mean, std
+
+
+def _epoch_with_bar(train_step, state, source, config: TrainConfig, epoch: int, base_key, *,
+                    progress: bool):
+    """One epoch under a tqdm bar; returns the new state and the epoch's history row."""
+    t0 = time.perf_counter()
+    bar = tqdm(desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False,
+               unit="batch")
+
+    def on_step(step, num_steps, loss):
+        bar.total = num_steps
+        bar.update(1)
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{float(loss):.3f}")
+
+    state, loss = run_epoch(train_step, state, source, seed=config.seed, epoch=epoch,
+                            batch_size=config.batch_size, base_key=base_key, on_step=on_step)
+    bar.close()
+    return state, {"epoch": epoch + 1, "loss": float(loss), "seconds": time.perf_counter() - t0}

@@ -21,24 +21,20 @@ from typing import Optional
 
 import jax
 import numpy as np
-from scipy import ndimage
 
-from jaxaudio import frontend as fe
-from jaxaudio import metrics
-from jaxaudio.batching import map_chunks
-from jaxaudio.data.types import INSTRUMENT_LABELS, ClipDataset, SongDataset
+from jaxaudio.data.fsdkaggle import fsdkaggle_split, load_fsdkaggle2019
+from jaxaudio.data.jamendo import load_jamendo
+from jaxaudio.data.synth_instruments import make_mixed_instruments, make_synth_instruments
+from jaxaudio.data.synth_voice import make_synth_voice
+from jaxaudio.data.types import INSTRUMENT_LABELS
+from jaxaudio.dsp import frontend as fe
 from jaxaudio.models.classifier import Classifier, init_classifier
-from jaxaudio.train import ClipExcerpts, SongExcerpts, TrainConfig, song_padded
+from jaxaudio.models.cnn import AveragePoolCNN
+from jaxaudio.models.inference import VOICE_LABELS
+from jaxaudio.training.train import ClipExcerpts, SongExcerpts, TrainConfig
 
 DATASETS = ("synth-instruments", "synth-voice", "fsdkaggle2019", "jamendo")
 PRESETS = ("smoke", "demo", "paper")
-VOICE_LABELS = ("nosing", "sing")
-#: The singing voice detector's decision: a frame is "sing" when p(sing) > this (the published
-#: detector's threshold).
-VOICE_THRESHOLD = 0.51
-#: Length (s) of the sliding median over a song's frame probabilities before the reported error
-#: (the published detector's post-processing).
-VOICE_MEDIAN_SECONDS = 0.8
 #: The published detector's test error (%, mean ± std), after the median filter.
 VOICE_PUBLISHED_ERROR = {"mean_percent": 11.54, "std_percent": 0.96}
 #: Synthetic clips per split of the instrument splits when a size is ``None`` (the paper preset
@@ -138,21 +134,18 @@ def load_split(dataset: str, split: str, *, preset_name: str = "demo", seed: int
     task = task_of(dataset)
     p = preset(task, preset_name)
     if dataset == "synth-instruments":
-        from jaxaudio.data.synth_instruments import make_synth_instruments
 
         names = {"train": "curated", "curated": "curated", "noisy": "noisy", "test": "test"}
         if split not in names:
             raise ValueError(f"unknown split {split!r} for {dataset}; use one of {sorted(names)}")
         n = p.num_test if split == "test" else p.num_train
         if multi_label and split in ("train", "curated", "test"):
-            from jaxaudio.data.synth_instruments import make_mixed_instruments
 
             return make_mixed_instruments(split=names[split], num_clips=n, seed=seed,
                                           min_seconds=p.min_seconds, max_seconds=p.max_seconds)
         return make_synth_instruments(split=names[split], num_clips=n, seed=seed,
                                       min_seconds=p.min_seconds, max_seconds=p.max_seconds)
     if dataset == "synth-voice":
-        from jaxaudio.data.synth_voice import make_synth_voice
 
         sizes = {"train": p.num_train, "valid": p.num_test, "test": p.num_test}
         if split not in sizes:
@@ -162,7 +155,6 @@ def load_split(dataset: str, split: str, *, preset_name: str = "demo", seed: int
     if data is None:
         raise ValueError(f"dataset {dataset!r} needs --data pointing at its root folder")
     if dataset == "fsdkaggle2019":
-        from jaxaudio.data.fsdkaggle import fsdkaggle_split, load_fsdkaggle2019
 
         if split == "noisy":
             return load_fsdkaggle2019(data, split="noisy", progress=progress)
@@ -171,7 +163,6 @@ def load_split(dataset: str, split: str, *, preset_name: str = "demo", seed: int
         curated = load_fsdkaggle2019(data, split="curated", progress=progress)
         train, valid = fsdkaggle_split(curated, fraction=0.25, seed=seed)
         return train if split == "train" else valid
-    from jaxaudio.data.jamendo import load_jamendo
 
     return load_jamendo(data, split=split, progress=progress)
 
@@ -190,54 +181,17 @@ def instrument_splits(*, num_curated: Optional[int], num_noisy: Optional[int],
     """
     caps = {"curated": num_curated, "noisy": num_noisy, "test": num_test}
     if data is None:
-        from jaxaudio.data.synth_instruments import make_synth_instruments
 
         return {split: make_synth_instruments(
                     split=split, num_clips=SYNTH_INSTRUMENT_SIZES[split] if n is None else n,
                     seed=seed, min_seconds=min_seconds, max_seconds=max_seconds)
                 for split, n in caps.items()}
-    from jaxaudio.data.fsdkaggle import load_fsdkaggle2019
 
     if not pathlib.Path(data).is_dir():
         raise ValueError(f"--data must be the FSDKaggle2019 root folder, got {data!r}")
     return {split: load_fsdkaggle2019(pathlib.Path(data), split=split, single_label=True,
                                       max_clips=cap, progress=progress)
             for split, cap in caps.items()}
-
-
-def corrupt_at_rates(labels, *, rates, num_classes: int, seed: int):
-    """``labels`` corrupted at every rate (label-noise study), one derived seed per rate.
-
-    Returns ``(labels, changed)``, both ``(len(rates), len(labels))``: the corrupted class
-    indices and which of them :func:`~jaxaudio.data.corruption.corrupt_labels` changed.
-    """
-    from jaxaudio.data.corruption import corrupt_labels
-
-    out, changed = [], []
-    for p in rates:
-        rate_seed = int(np.random.default_rng([seed, int(round(p * 1000)), 2020]).integers(2 ** 31))
-        lab, ch = corrupt_labels(labels, rate=p, num_classes=num_classes, seed=rate_seed)
-        out.append(lab)
-        changed.append(ch)
-    return np.stack(out), np.stack(changed)
-
-
-def noise_training_set(splits: dict, condition: str, *, corrupted=None):
-    """Waves and stacked targets ``(K, N, C)`` of one label-noise training set.
-
-    ``condition``: ``"curated"`` (then ``corrupted`` holds the ``(K, N)`` corrupted curated
-    labels, one set per model), ``"noisy"`` or ``"curated+noisy"`` (one model, given labels).
-    """
-    if condition == "curated":
-        num_classes = len(splits["curated"].label_names)
-        return (list(splits["curated"].waves),
-                np.eye(num_classes, dtype=np.float32)[np.asarray(corrupted)])
-    parts = {"noisy": ["noisy"], "curated+noisy": ["curated", "noisy"]}.get(condition)
-    if parts is None:
-        raise ValueError(f"unknown training set {condition!r}; use curated, noisy or "
-                         f"curated+noisy")
-    return ([w for s in parts for w in splits[s].waves],
-            np.concatenate([np.asarray(splits[s].targets) for s in parts])[None])
 
 
 def example_source(task: str, dataset, p: Preset, frontend: fe.FrontendConfig):
@@ -286,8 +240,6 @@ def new_instrument_classifier_rbg(*, width: int, excerpt_frames: int, seed: int,
 def _jitted_init(n_mels: int, frames: int, num_classes: int, width: int):
     import jax.numpy as jnp
 
-    from jaxaudio.models.cnn import AveragePoolCNN
-
     module = AveragePoolCNN(num_classes=num_classes, width=width)
     dummy = jnp.zeros((1, n_mels, frames), jnp.float32)
     return jax.jit(lambda key: module.init(key, dummy, train=False))
@@ -305,109 +257,5 @@ def train_config(task: str, p: Preset, *, seed: int, epochs: Optional[int] = Non
 # ----------------------------------------------------------------------------------------------
 # Evaluation
 # ----------------------------------------------------------------------------------------------
-def clip_scores(classifier: Classifier, dataset: ClipDataset, *, batch_size: int = 32):
-    """Clip-level class probabilities ``(num_clips, num_classes)``.
-
-    Each clip is cut into half-overlapping excerpts of the training length (circular padding
-    for short clips); the clip's logits are the mean of its excerpts' logits.
-    """
-    from jaxaudio.predict import clip_probabilities
-
-    return clip_probabilities(classifier, list(dataset.waves), batch_size=batch_size)
 
 
-def evaluate_clips(classifier: Classifier, dataset: ClipDataset, *, batch_size: int = 32) -> dict:
-    """Accuracy (single-label clips), lwlrap and macro ROC-AUC on a clip dataset."""
-    scores = clip_scores(classifier, dataset, batch_size=batch_size)
-    single = dataset.labels >= 0
-    return {
-        "accuracy": float(metrics.accuracy(scores[single], dataset.labels[single])),
-        "lwlrap": float(metrics.lwlrap(dataset.targets, scores)),
-        "roc_auc": float(metrics.roc_auc_macro(dataset.targets, scores)),
-        "num_clips": int(len(dataset)),
-    }
-
-
-def song_frame_probabilities(classifier: Classifier, wave: np.ndarray, *, frame_step: int = 1,
-                             batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Singing probability of every ``frame_step``-th frame of a song.
-
-    Returns ``(frames, probabilities)``: the frame indices and sigmoid outputs.
-    """
-    hop = classifier.frontend.hop_length
-    padded = song_padded(wave, classifier.excerpt_frames, hop)
-    frames = np.arange(0, 1 + len(wave) // hop, frame_step)
-    length = classifier.excerpt_samples
-    excerpts = np.stack([padded[f * hop: f * hop + length] for f in frames])
-    logits = map_chunks(classifier.logits, excerpts, chunk_size=batch_size)
-    return frames, 1.0 / (1.0 + np.exp(-logits[:, 0]))
-
-
-def median_smoothed(probs, *, frames_per_second: float, median_seconds: float,
-                    frame_step: int = 1) -> np.ndarray:
-    """``probs`` (one song's p(sing) of every ``frame_step``-th frame) after a sliding median
-    over ``median_seconds`` (an odd number of evaluated frames, edges repeated)."""
-    window = int(round(median_seconds * frames_per_second / frame_step)) // 2 * 2 + 1
-    return ndimage.median_filter(np.asarray(probs), size=window, mode="nearest")
-
-
-def frame_errors(probs, labels, *, frames_per_second: float, frame_step: int = 1,
-                 median_seconds: float = VOICE_MEDIAN_SECONDS,
-                 threshold: float = VOICE_THRESHOLD) -> dict:
-    """Frame accuracy and error of per-song singing probabilities, raw and median-filtered.
-
-    Args:
-      probs, labels: one array per song, ``(num_evaluated_frames,)`` each: p(sing) and the 0/1
-        label of every ``frame_step``-th frame.
-      frames_per_second: the front-end's frame rate (sample rate / hop).
-      median_seconds: length (s) of the sliding median over each song's probabilities
-        (odd number of evaluated frames, edges repeated); 0 disables it.
-      threshold: a frame is "sing" when ``p > threshold``.
-
-    Returns:
-      ``accuracy``, ``error`` (1 - accuracy), and with the filter ``accuracy_median_filtered``,
-      ``error_median_filtered``, ``median_filter_seconds``; plus ``threshold``,
-      ``sing_fraction``, ``num_frames``, ``frame_step``.
-    """
-    flat_p, flat_y = np.concatenate(probs), np.concatenate(labels)
-    acc = float(metrics.frame_accuracy(flat_p, flat_y, threshold=threshold))
-    out = {"accuracy": acc, "error": 1.0 - acc, "threshold": float(threshold),
-           "sing_fraction": float(flat_y.mean()), "num_frames": int(len(flat_y)),
-           "frame_step": int(frame_step)}
-    if median_seconds > 0:
-        smoothed = [median_smoothed(p, frames_per_second=frames_per_second,
-                                    median_seconds=median_seconds, frame_step=frame_step)
-                    for p in probs]
-        acc_f = float(metrics.frame_accuracy(np.concatenate(smoothed), flat_y,
-                                             threshold=threshold))
-        out.update({"accuracy_median_filtered": acc_f, "error_median_filtered": 1.0 - acc_f,
-                    "median_filter_seconds": float(median_seconds)})
-    return out
-
-
-def evaluate_songs(classifier: Classifier, dataset: SongDataset, *, frame_step: int = 1,
-                   batch_size: int = 32, median_seconds: float = VOICE_MEDIAN_SECONDS,
-                   threshold: float = VOICE_THRESHOLD) -> dict:
-    """Frame accuracy and error (p(sing) > ``threshold``, 0.51 as published) over every
-    ``frame_step``-th frame of all songs (:func:`frame_errors`).
-
-    ``accuracy``/``error`` score the raw per-frame outputs; ``*_median_filtered`` score them
-    after a sliding median over ``median_seconds`` (s) of each song, the published detector's
-    post-processing (0.8 s) under which its error is reported; 0 disables it.
-    """
-    hop = classifier.frontend.hop_length
-    probs, labels = [], []
-    for i, wave in enumerate(dataset.waves):
-        frames, p = song_frame_probabilities(classifier, wave, frame_step=frame_step,
-                                             batch_size=batch_size)
-        probs.append(p)
-        labels.append(dataset.frame_labels(i, hop_length=hop)[frames])
-    return frame_errors(probs, labels, frames_per_second=classifier.frontend.sample_rate / hop,
-                        frame_step=frame_step, median_seconds=median_seconds,
-                        threshold=threshold)
-
-
-def evaluate(classifier: Classifier, dataset, *, frame_step: int = 1) -> dict:
-    if isinstance(dataset, SongDataset):
-        return evaluate_songs(classifier, dataset, frame_step=frame_step)
-    return evaluate_clips(classifier, dataset)

@@ -2,7 +2,7 @@
 
 :func:`voice_linear_baseline`: logistic regression on the single log-mel frame at the excerpt
 centre (no temporal context), scored like the singing voice detector
-(:func:`jaxaudio.tasks.frame_errors`: threshold 0.51, raw and after the 0.8 s median filter).
+(:func:`jaxaudio.models.inference.frame_errors`: threshold 0.51, raw and after the 0.8 s median filter).
 The features are computed with librosa, the numpy oracle of the same front-end (songs differ in
 length, so the jitted front-end would recompile per song).
 """
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxaudio import frontend as fe
+from jaxaudio.dsp import frontend as fe
+from jaxaudio.models import inference
 
 __all__ = ["librosa_features", "voice_frames", "voice_linear_baseline"]
 
@@ -49,20 +50,18 @@ def voice_linear_baseline(train, test, *, config: fe.FrontendConfig = None, fram
       train, test: song datasets (``waves``, ``frame_labels(i, hop_length=)``).
       config: the front-end (default: the voice detector's).
       frame_step: use every n-th frame of every song (train and test).
-      threshold, median_seconds: as :func:`jaxaudio.tasks.frame_errors` (default: the
+      threshold, median_seconds: as :func:`jaxaudio.models.inference.frame_errors` (default: the
         detector's 0.51 and 0.8 s).
 
     Returns:
-      :func:`jaxaudio.tasks.frame_errors`'s dict (``error``, ``error_median_filtered``, ...)
+      :func:`jaxaudio.models.inference.frame_errors`'s dict (``error``, ``error_median_filtered``, ...)
       plus ``model`` (a one-line description).
     """
     from sklearn.linear_model import LogisticRegression
 
-    from jaxaudio import tasks
-
     config = config or fe.FrontendConfig.voice()
-    threshold = tasks.VOICE_THRESHOLD if threshold is None else threshold
-    median_seconds = tasks.VOICE_MEDIAN_SECONDS if median_seconds is None else median_seconds
+    threshold = inference.VOICE_THRESHOLD if threshold is None else threshold
+    median_seconds = inference.VOICE_MEDIAN_SECONDS if median_seconds is None else median_seconds
     tr, te = voice_frames(train, config, frame_step), voice_frames(test, config, frame_step)
     xtr, ytr = np.concatenate([x for x, _ in tr]), np.concatenate([y for _, y in tr])
     if len(np.unique(ytr)) < 2:
@@ -70,7 +69,7 @@ def voice_linear_baseline(train, test, *, config: fe.FrontendConfig = None, fram
     mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
     model = LogisticRegression(max_iter=2000).fit((xtr - mu) / sd, ytr)
     probs = [model.predict_proba((x - mu) / sd)[:, 1] for x, _ in te]
-    out = tasks.frame_errors(probs, [y for _, y in te],
+    out = inference.frame_errors(probs, [y for _, y in te],
                              frames_per_second=config.sample_rate / config.hop_length,
                              frame_step=frame_step, median_seconds=median_seconds,
                              threshold=threshold)

@@ -2,14 +2,14 @@
 
 The label-noise study trains the same network dozens of times on the *same clips* with
 different label sets (corruption rates) and losses. :func:`train_many` trains ``K`` such models
-from :mod:`jaxaudio.train`'s pieces: the band statistics (:func:`~jaxaudio.train.measure_band_statistics`),
-one model's step on features (:func:`~jaxaudio.train.feature_train_step`) and the epoch loop
-(:func:`~jaxaudio.train.run_epoch`: excerpts, batch order, dropout keys). The front-end runs once
+from :mod:`jaxaudio.training.train`'s pieces: the band statistics (:func:`~jaxaudio.training.train.measure_band_statistics`),
+one model's step on features (:func:`~jaxaudio.training.train.feature_train_step`) and the epoch loop
+(:func:`~jaxaudio.training.train.run_epoch`: excerpts, batch order, dropout keys). The front-end runs once
 per batch (the waveforms are shared); the models are either ``jax.vmap``-ed over their stacked
 states, or stepped one after another on the shared features, or trained one whole training after
 another (see :func:`train_many`). :func:`default_train_mode` picks by backend.
 
-Protocol: every model follows :func:`jaxaudio.train.train` exactly (band statistics measured on
+Protocol: every model follows :func:`jaxaudio.training.train.train` exactly (band statistics measured on
 the source, excerpt choice and batch order of epoch ``e`` from ``default_rng([seed, e])``,
 dropout keys ``fold_in(fold_in(key(seed), e), step)``, Adam), so a model trained here equals the
 same model trained alone by ``train`` up to floating-point reassociation (tested).
@@ -26,13 +26,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxaudio import losses as losses_lib
 from jaxaudio import metrics
-from jaxaudio.batching import map_chunks
 from jaxaudio.data.windowing import window_dataset
+from jaxaudio.dsp.batching import map_chunks
 from jaxaudio.models.classifier import Classifier, build_module
-from jaxaudio.train import (ClipExcerpts, TrainConfig, TrainState, adam, feature_fn,
-                            feature_train_step, measure_band_statistics, run_epoch)
+from jaxaudio.training import losses as losses_lib
+from jaxaudio.training.train import (
+    ClipExcerpts,
+    TrainConfig,
+    TrainState,
+    adam,
+    feature_fn,
+    feature_train_step,
+    measure_band_statistics,
+    run_epoch,
+)
 
 #: Ways to train K models: see :func:`train_many`.
 TRAIN_MODES = ("vmap", "shared", "sequential")
@@ -120,7 +128,7 @@ def _thaw_kwargs(frozen) -> dict:
 def _train_steps(model_name: str, model_kwargs: tuple, loss_keys: tuple):
     """Jitted ``(vmapped step, single-model step)`` on standardised features.
 
-    ``step(state, feats, targets, key, loss_index)`` is :func:`jaxaudio.train.feature_train_step`
+    ``step(state, feats, targets, key, loss_index)`` is :func:`jaxaudio.training.train.feature_train_step`
     with the model's own loss (``lax.switch`` over ``loss_keys`` when there are several: under
     vmap every branch runs and each model's is selected). Cached, so the dozens of trainings of
     a study compile their steps once.
@@ -168,9 +176,9 @@ def train_many(classifier: Classifier, waves: Sequence[np.ndarray], targets, con
         Per-model targets (one-hot or multi-hot), e.g. the labels corrupted at ``K`` rates.
     config : TrainConfig
         Shared hyperparameters; ``config.seed`` seeds statistics, excerpts, batch order and
-        dropout exactly as in :func:`jaxaudio.train.train`.
+        dropout exactly as in :func:`jaxaudio.training.train.train`.
     losses : sequence of (name, kwargs) of length K, optional
-        Loss of each model (names from :data:`jaxaudio.losses.LOSSES`, kwargs a dict or tuple
+        Loss of each model (names from :data:`jaxaudio.training.losses.LOSSES`, kwargs a dict or tuple
         of pairs); default ``config.loss`` with ``config.loss_kwargs`` for all.
     mode : {"vmap", "shared", "sequential"}, optional
         Default :func:`default_train_mode` (by backend). ``"vmap"``: one compiled step for all ``K`` models (``jax.vmap`` over the stacked
@@ -184,7 +192,7 @@ def train_many(classifier: Classifier, waves: Sequence[np.ndarray], targets, con
         different subsets share one compiled step.
     prng_impl : str, optional
         PRNG implementation of the dropout keys (``jax.random.key(seed, impl=prng_impl)``);
-        default JAX's (threefry, as :func:`jaxaudio.train.train`). ``"rbg"`` (XLA's
+        default JAX's (threefry, as :func:`jaxaudio.training.train.train`). ``"rbg"`` (XLA's
         RngBitGenerator) compiles several times faster on CPU; it is deterministic for a seed
         on a given backend, but gives other dropout masks than threefry.
     progress : bool
@@ -234,7 +242,7 @@ def train_many(classifier: Classifier, waves: Sequence[np.ndarray], targets, con
 
     if config.lr_decay_per_epoch != 1.0:
         raise ValueError("train_many trains at a constant step size; lr_decay_per_epoch must "
-                         f"be 1.0, got {config.lr_decay_per_epoch} (use jaxaudio.train.train)")
+                         f"be 1.0, got {config.lr_decay_per_epoch} (use jaxaudio.training.train.train)")
     tx = adam(float(config.learning_rate))
     fresh = TrainState.create(apply_fn=None, params=classifier.variables["params"],
                               batch_stats=classifier.variables.get("batch_stats", {}), tx=tx)
@@ -354,7 +362,7 @@ def evaluate_many(classifier: Classifier, variables, dataset, *,
                   batch_size: int = 16) -> list[dict]:
     """Clip-level accuracy, lwlrap and macro ROC-AUC of ``K`` models on a clip dataset.
 
-    Same protocol as :func:`jaxaudio.tasks.evaluate_clips` (half-overlapping windows of the
+    Same protocol as :func:`jaxaudio.models.inference.evaluate_clips` (half-overlapping windows of the
     training excerpt length, clip logits = mean of window logits, softmax), but each batch of
     windows goes through the front-end once and through all ``K`` networks in one call
     (``jax.vmap`` over the stacked variables; :func:`predict_many`).

@@ -10,7 +10,7 @@ through the same channel (the control: how much the channel alone costs the clas
 
 Example::
 
-    from jaxaudio import channels
+    from jaxaudio.dsp import channels
     table = channels.survival(clf.logits_fn, clean, adversarial, labels, success=res.success)
     table["mp3_c0.5"]["survival"]        # share of the adversaries still adversarial
 """
@@ -22,6 +22,8 @@ import io
 from typing import Callable, Optional, Sequence
 
 import numpy as np
+
+from jaxaudio.dsp.batching import map_chunks
 
 __all__ = ["Channel", "CHANNELS", "DEFAULT_CHANNELS", "codec_round_trip", "resample_round_trip",
            "gain", "shift", "white_noise", "apply_channel", "encoded_kbps", "survival",
@@ -185,7 +187,6 @@ def apply_channel(name: str, waves, rate: int, *, seed: int = 0) -> np.ndarray:
 
 
 def _predict(logits_fn, waves, chunk_size):
-    from jaxaudio.batching import map_chunks
 
     return np.asarray(map_chunks(lambda w: np.asarray(logits_fn(w)).argmax(-1), waves,
                                  chunk_size=chunk_size), np.int32)

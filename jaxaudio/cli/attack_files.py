@@ -20,9 +20,14 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
+from jaxaudio.attacks import evaluation, registry, round_to_16bit
+from jaxaudio.data import load_audio, pcm16_to_float, save_wav
+from jaxaudio.metrics import snr_db
+
 __all__ = ["ATTACKS", "read_labels_csv", "attack_file", "write_attacks_csv"]
 
-ATTACKS = ("fgsm", "pgd", "cw", "mscw", "psy")
+#: The ``--attack`` choices: the registry's command-line attacks, by short name.
+ATTACKS = registry.cli_names()
 
 
 def read_labels_csv(path) -> dict:
@@ -51,11 +56,6 @@ def attack_file(classifier, path, *, attack: str, settings: Mapping, label: Opti
     default to ``"random"``). Returns the file's row for ``attacks.csv``.
     """
     import jax
-
-    from jaxaudio import evaluation
-    from jaxaudio.attacks import BY_NAME, round_to_16bit
-    from jaxaudio.data import load_audio, pcm16_to_float, save_wav
-    from jaxaudio.metrics import snr_db
 
     if attack not in ATTACKS:
         raise ValueError(f"--attack must be one of {', '.join(ATTACKS)}, got {attack!r}")
@@ -87,7 +87,7 @@ def attack_file(classifier, path, *, attack: str, settings: Mapping, label: Opti
         kwargs["target"] = "random" if target == "random" else names.index(target)
     if attack != "fgsm":
         kwargs["key"] = jax.random.key(seed)
-    run = evaluation.run_on_set(BY_NAME[attack], classifier.logits_fn, x,
+    run = evaluation.run_on_set(registry.get(attack).function, classifier.logits_fn, x,
                                 np.array([y], np.int32), keep_adversarial=True, **kwargs)
     adv = pcm16_to_float(run["adversarial_pcm"])[0]
     out_dir = pathlib.Path(out_dir)

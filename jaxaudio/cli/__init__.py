@@ -21,8 +21,20 @@ import pathlib
 import sys
 import time
 
-from jaxaudio.pipeline import atomic_write_text
-
+from jaxaudio import __version__, report
+from jaxaudio.cli import attack_command
+from jaxaudio.data.audio import collect_audio
+from jaxaudio.explain import files as xf
+from jaxaudio.report.explanation import draw_explanation
+from jaxaudio.models import Classifier, inference, load_classifier
+from jaxaudio.models.inference import predict_files, write_predictions_csv
+from jaxaudio.runtime import extras
+from jaxaudio.runtime.pipeline import atomic_write_text
+from jaxaudio.runtime.xla_cache import use_compilation_cache
+from jaxaudio.training import tasks
+from jaxaudio.training.baselines import voice_linear_baseline
+from jaxaudio.training.tasks import DATASETS, PRESETS
+from jaxaudio.training.train import train
 
 #: The studies: (command, module in jaxaudio.studies, help, foundation model the demo reuses).
 #: The demo passes ``model=<demo>/foundation/<that>/model`` to the study's ``run`` (or None).
@@ -38,6 +50,13 @@ STUDY_COMMANDS: tuple[tuple[str, str, str, str | None], ...] = (
 #: one of the published studies): channel survival, EOT and the ensemble defence.
 NOT_IN_DEMO = ("robustness",)
 
+#: Study commands whose flags and dispatch a cli module wraps around the study's own
+#: (``add_arguments``, ``run_from_args``): ``attack --audio`` attacks the user's files.
+COMMAND_WRAPPERS = {"attack": attack_command}
+
+#: Install extras (:mod:`jaxaudio.runtime.extras`) each study needs with its default options.
+STUDY_EXTRAS = {"attack": ("perceptual",), "noise": ("labels",), "audit": ("audit",)}
+
 
 def _study(module: str):
     return importlib.import_module(f"jaxaudio.studies.{module}")
@@ -45,7 +64,6 @@ def _study(module: str):
 
 def _add_data_args(p: argparse.ArgumentParser, *, required: bool,
                    from_training: bool = False) -> None:
-    from jaxaudio.tasks import DATASETS, PRESETS
 
     trained = " (default: the one the model was trained with, else %s)" if from_training else ""
     p.add_argument("--dataset", choices=DATASETS, required=required,
@@ -59,8 +77,6 @@ def _add_data_args(p: argparse.ArgumentParser, *, required: bool,
 
 
 def cmd_train(args) -> int:
-    from jaxaudio import tasks
-    from jaxaudio.train import train
 
     task = tasks.task_of(args.dataset)
     if args.tagger == "multi" and task != "instruments":
@@ -82,10 +98,9 @@ def cmd_train(args) -> int:
     config = tasks.train_config(task, p, seed=args.seed, epochs=args.epochs)
     result = train(clf, source, config, out_dir=out, resume=args.resume)
     result.classifier.save(out / "model")
-    metrics = tasks.evaluate(result.classifier, test_set, frame_step=p.eval_frame_step)
+    metrics = inference.evaluate(result.classifier, test_set, frame_step=p.eval_frame_step)
     seconds = time.perf_counter() - t0
     if task == "voice":  # next to the published error and a linear model on the same data
-        from jaxaudio.baselines import voice_linear_baseline
 
         metrics["published_error_percent"] = dict(tasks.VOICE_PUBLISHED_ERROR)
         metrics["linear_baseline"] = voice_linear_baseline(train_set, test_set,
@@ -101,7 +116,7 @@ def cmd_train(args) -> int:
     if task == "voice":
         print(f"frame error {100 * metrics['error']:.2f} % ("
               f"{100 * metrics['error_median_filtered']:.2f} % after the "
-              f"{tasks.VOICE_MEDIAN_SECONDS} s median filter; linear baseline "
+              f"{inference.VOICE_MEDIAN_SECONDS} s median filter; linear baseline "
               f"{100 * metrics['linear_baseline']['error']:.2f} %)")
     print(f"test accuracy {metrics['accuracy']:.4f} ({args.dataset}, {args.preset}); "
           f"model saved to {out / 'model'}; {metrics['seconds']:.0f} s")
@@ -109,8 +124,6 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from jaxaudio import tasks
-    from jaxaudio.models import Classifier
 
     if args.data is not None and args.dataset is None:
         raise ValueError("--data needs --dataset (fsdkaggle2019 or jamendo): which layout is "
@@ -135,7 +148,7 @@ def cmd_evaluate(args) -> int:
                          f"{kind}")
     p = tasks.preset(task, preset)
     test_set = tasks.load_split(dataset, "test", preset_name=preset, seed=seed, data=args.data)
-    metrics = tasks.evaluate(clf, test_set, frame_step=p.eval_frame_step)
+    metrics = inference.evaluate(clf, test_set, frame_step=p.eval_frame_step)
     metrics.update({"dataset": dataset, "preset": preset, "seed": seed, "model": str(args.model),
                     "defaults_from": str(run_metrics) if trained else None})
     out = (pathlib.Path(args.out) if args.out
@@ -149,8 +162,6 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     """Classify the user's audio files with a saved classifier; prints a table and writes
     ``predictions.csv`` into ``--out``."""
-    from jaxaudio.models import load_classifier
-    from jaxaudio.predict import collect_audio, predict_files, write_predictions_csv
 
     files, skipped = collect_audio(args.audio)
     clf = load_classifier(args.model)
@@ -171,8 +182,6 @@ def cmd_predict(args) -> int:
 def cmd_explain(args) -> int:
     """Explain a saved classifier's decision on one excerpt of the user's audio file; writes
     ``explanation.json`` and ``explanation.png`` into ``--out``."""
-    from jaxaudio.explain import files as xf
-    from jaxaudio.models import load_classifier
 
     clf = load_classifier(args.model)
     excerpt, seconds = xf.file_excerpt(clf, args.audio, start=args.start)
@@ -183,7 +192,7 @@ def cmd_explain(args) -> int:
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "explanation.json", json.dumps(record, indent=2))
-    figure = xf.draw_explanation(exp, record, out / "explanation.png")
+    figure = draw_explanation(exp, record, out / "explanation.png")
     top = ", ".join(f"{c} ({record['weights'][c]:+.3f})" for c in record["ranking"][:3])
     fid = "" if record["fidelity_r2"] is None else f"; fidelity R² {record['fidelity_r2']:.2f}"
     print(f"{record['method']} for {record['label']} (p = {record['probability']:.2f}): "
@@ -198,7 +207,6 @@ def cmd_demo(args) -> int:
     Layout under ``--out``: ``foundation/`` (the two trained classifiers, their metrics and
     report), one folder per study, and ``index.html`` linking all reports.
     """
-    from jaxaudio import report
 
     out = pathlib.Path(args.out)
     foundation = out / "foundation"
@@ -219,8 +227,7 @@ def cmd_demo(args) -> int:
     reports = {"foundation: training and evaluation": report.write_report(foundation)}
     only = None if args.only is None else set(args.only)
     for command, module, help_text, reuse in STUDY_COMMANDS:
-        wanted = command not in NOT_IN_DEMO if only is None else command in only
-        if not wanted:
+        if not _in_demo(command, only):
             continue
         model = foundation / reuse / "model" if reuse else None
         print(f"== {command}: {help_text}", flush=True)
@@ -235,9 +242,29 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _in_demo(command: str, only) -> bool:
+    """Whether the demo runs the study ``command`` (``only``: ``--only`` as a set, or None)."""
+    return command not in NOT_IN_DEMO if only is None else command in only
+
+
+def _extras_needed(args) -> tuple[str, ...]:
+    """The install extras the parsed command needs, so a missing one stops it before any work."""
+    command = args.command
+    if command == "demo":
+        only = None if args.only is None else set(args.only)
+        return tuple(e for c, *_ in STUDY_COMMANDS if _in_demo(c, only)
+                     for e in STUDY_EXTRAS.get(c, ()))
+    if command == "explain":
+        return ("audit",) if args.method == "lime" else ()
+    if command == "noise" and getattr(args, "no_label_issues", False):
+        return ()  # cleanlab only finds the wrong labels
+    if command == "attack" and getattr(args, "audio", None):
+        return ()  # attacking files scores no ViSQOL
+    return STUDY_EXTRAS.get(command, ())
+
+
 def cmd_report(args) -> int:
     """Redraw the figures and report.html of a finished study or demo folder from its files."""
-    from jaxaudio import report
 
     for path in report.redraw(args.folder):
         print(f"report: {path}")
@@ -245,7 +272,6 @@ def cmd_report(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jaxaudio import __version__
 
     parser = argparse.ArgumentParser(prog="jaxaudio", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -320,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     for command, module, help_text, _ in STUDY_COMMANDS:
-        study = _study(module)
+        study = COMMAND_WRAPPERS.get(command) or _study(module)
         p = sub.add_parser(command, help=help_text)
         study.add_arguments(p)
         p.set_defaults(func=study.run_from_args)
@@ -348,14 +374,17 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _check_args(args)
+        extras.check(_extras_needed(args), feature=f"jaxaudio {args.command}")
         import matplotlib
 
         # The command draws figures to files only; library code never chooses a backend.
         matplotlib.use("Agg")
-        from jaxaudio.xla_cache import use_compilation_cache
 
         use_compilation_cache()
         return args.func(args)
+    except extras.MissingExtra as err:  # an optional dependency is not installed
+        print(f"jaxaudio: error: {err}", file=sys.stderr)
+        return 2
     except ValueError as err:  # bad input: one clear line, no traceback
         print(f"jaxaudio: error: {err}", file=sys.stderr)
         return 2

@@ -3,9 +3,9 @@
 Confident learning ranks training clips by how likely their given label is wrong, from
 *out-of-sample* predicted probabilities. :func:`out_of_fold_probabilities` gets them from the
 project's own model by k-fold training: the clips are split into ``folds`` parts; for each part
-the models are trained (:func:`jaxaudio.train_many.train_many`, all label sets of one fold
+the models are trained (:func:`jaxaudio.training.many.train_many`, all label sets of one fold
 stacked in one run) on the other parts and score the held-out part
-(:func:`jaxaudio.train_many.predict_many`). :func:`find_issues` and
+(:func:`jaxaudio.training.many.predict_many`). :func:`find_issues` and
 :func:`find_multilabel_issues` call cleanlab's single- and multi-label filters;
 :func:`detection_scores` compares the flags with known corruption masks; :func:`cleaned_targets`
 drops or relabels the flagged clips.
@@ -17,8 +17,14 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from jaxaudio.runtime.extras import require
+from jaxaudio.training.many import predict_many, train_many
+
 __all__ = ["fold_assignment", "out_of_fold_probabilities", "find_issues",
            "find_multilabel_issues", "detection_scores", "cleaned_targets"]
+
+#: What needs cleanlab, for the missing-extra message.
+_FEATURE = "cleanlab in jaxaudio.labels.issues"
 
 
 def fold_assignment(num_clips: int, *, folds: int, seed: int) -> np.ndarray:
@@ -50,7 +56,7 @@ def out_of_fold_probabilities(classifier, waves: Sequence[np.ndarray], targets, 
     targets : np.ndarray [shape=(M, N, C)]
         ``M`` label sets (e.g. one per corruption rate), one-hot or multi-hot.
     config : TrainConfig
-        Training of each fold model (as :func:`jaxaudio.train_many.train_many`).
+        Training of each fold model (as :func:`jaxaudio.training.many.train_many`).
     folds : int >= 2
     seed : int
         Seeds the fold assignment.
@@ -66,8 +72,6 @@ def out_of_fold_probabilities(classifier, waves: Sequence[np.ndarray], targets, 
         see it), ``fold`` ``(N,)``, ``seconds`` (training + scoring, s).
     """
     import jax
-
-    from jaxaudio.train_many import predict_many, train_many
 
     targets = np.asarray(targets, np.float32)
     if targets.ndim != 3 or targets.shape[1] != len(waves):
@@ -111,8 +115,9 @@ def find_issues(labels, pred_probs) -> dict:
         ``quality`` ``(N,)`` float in [0, 1], cleanlab's label quality score (self-confidence;
         low = likely wrong).
     """
-    from cleanlab.filter import find_label_issues
-    from cleanlab.rank import get_label_quality_scores
+    find_label_issues = require("cleanlab.filter", "labels", feature=_FEATURE).find_label_issues
+    get_label_quality_scores = require("cleanlab.rank", "labels",
+                                       feature=_FEATURE).get_label_quality_scores
 
     labels = np.asarray(labels, np.int64)
     probs = _normalised(pred_probs)
@@ -136,8 +141,10 @@ def find_multilabel_issues(targets, pred_probs) -> dict:
         ``flagged`` ``(N,)`` bool and ``quality`` ``(N,)`` (low = likely wrong tag set), from
         ``cleanlab.multilabel_classification``.
     """
-    from cleanlab.multilabel_classification.filter import find_label_issues
-    from cleanlab.multilabel_classification.rank import get_label_quality_scores
+    find_label_issues = require("cleanlab.multilabel_classification.filter", "labels",
+                                feature=_FEATURE).find_label_issues
+    get_label_quality_scores = require("cleanlab.multilabel_classification.rank", "labels",
+                                       feature=_FEATURE).get_label_quality_scores
 
     targets = np.asarray(targets)
     labels = [list(np.flatnonzero(row > 0.5)) for row in targets]

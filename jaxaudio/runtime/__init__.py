@@ -1,0 +1,1 @@
+"""Running studies: the keyed, resumable stage runner, the compilation cache and multi-process jobs."""
