@@ -169,3 +169,44 @@ def test_function_level_internal_imports_say_why():
 @pytest.mark.parametrize("layer", sorted(RANK))
 def test_layer_is_a_package(layer):
     assert (PACKAGE / layer / "__init__.py").is_file()
+
+
+def _private_uses(path: pathlib.Path):
+    """``_name`` imported from, or read as an attribute of, another jaxaudio module."""
+    tree = ast.parse(path.read_text())
+    bound, found = set(), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("jaxaudio"):
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.append(f"{path.name}:{node.lineno} imports {alias.name}")
+                bound.add(alias.asname or alias.name)
+        elif isinstance(node, ast.Import):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names
+                         if a.name.startswith("jaxaudio"))
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and node.attr.startswith("_")
+                and not node.attr.startswith("__") and isinstance(node.value, ast.Name)
+                and node.value.id in bound):
+            found.append(f"{path.name}:{node.lineno} reads {node.value.id}.{node.attr}")
+    return found
+
+
+def test_no_module_uses_another_modules_private_names():
+    found = [use for path in MODULES.values() for use in _private_uses(path)]
+    assert found == [], "private names used across modules:\n" + "\n".join(found)
+
+
+def test_study_modules_stay_thin():
+    """Every study module is at most 300 lines and its ``run()`` at most 40."""
+    fat = []
+    for path in (PACKAGE / "studies").glob("*.py"):
+        text = path.read_text()
+        if len(text.splitlines()) > 300:
+            fat.append(f"{path.name}: {len(text.splitlines())} lines")
+        for node in ast.parse(text).body:
+            if isinstance(node, ast.FunctionDef) and node.name == "run":
+                length = node.end_lineno - node.lineno + 1
+                if length > 40:
+                    fat.append(f"{path.name}: run() is {length} lines")
+    assert fat == []

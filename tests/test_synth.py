@@ -128,12 +128,12 @@ def test_accompaniment_plays_between_phrases(songs):
 
 
 def test_sung_phrases_start_and_end_on_their_bounds():
-    from jaxaudio.data.synth_instruments import _VoiceStyle, _sing_syllables
+    from jaxaudio.data.synth_instruments import VoiceStyle, sing_syllables
 
     sr = 22050
-    style = _VoiceStyle(f0_low_hz=100.0, f0_high_hz=200.0, formant_scale=1.0)
+    style = VoiceStyle(f0_low_hz=100.0, f0_high_hz=200.0, formant_scale=1.0)
     for seed in range(3):
-        voice = _sing_syllables(np.random.default_rng(seed), num_samples=2 * sr,
+        voice = sing_syllables(np.random.default_rng(seed), num_samples=2 * sr,
                                 sample_rate=sr, style=style, syllable_seconds=(0.15, 0.6),
                                 rest_probability=0.5)
         assert np.max(np.abs(voice)) == pytest.approx(1.0)

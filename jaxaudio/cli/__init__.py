@@ -29,7 +29,7 @@ from jaxaudio.report.explanation import draw_explanation
 from jaxaudio.models import Classifier, inference, load_classifier
 from jaxaudio.models.inference import predict_files, write_predictions_csv
 from jaxaudio.runtime import extras
-from jaxaudio.runtime.pipeline import atomic_write_text
+from jaxaudio.runtime.pipeline import write_json
 from jaxaudio.runtime.xla_cache import use_compilation_cache
 from jaxaudio.training import tasks
 from jaxaudio.training.baselines import voice_linear_baseline
@@ -112,7 +112,7 @@ def cmd_train(args) -> int:
                     "lr_decay_per_epoch": config.lr_decay_per_epoch,
                     "batch_size": config.batch_size, "seconds": seconds,
                     "history": result.history})
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    write_json(out / "metrics.json", metrics)
     if task == "voice":
         print(f"frame error {100 * metrics['error']:.2f} % ("
               f"{100 * metrics['error_median_filtered']:.2f} % after the "
@@ -154,7 +154,7 @@ def cmd_evaluate(args) -> int:
     out = (pathlib.Path(args.out) if args.out
            else pathlib.Path(args.model).absolute().parent / "evaluation")
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    write_json(out / "metrics.json", metrics)
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -191,7 +191,7 @@ def cmd_explain(args) -> int:
     record = xf.explanation_record(exp, clf, file=args.audio, start=args.start, seconds=seconds)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "explanation.json", json.dumps(record, indent=2))
+    write_json(out / "explanation.json", record)
     figure = draw_explanation(exp, record, out / "explanation.png")
     top = ", ".join(f"{c} ({record['weights'][c]:+.3f})" for c in record["ranking"][:3])
     fid = "" if record["fidelity_r2"] is None else f"; fidelity R² {record['fidelity_r2']:.2f}"
@@ -223,7 +223,7 @@ def cmd_demo(args) -> int:
                "preset": args.preset, "seed": args.seed, "classifiers": names,
                "headline": "test accuracy: " + ", ".join(f"{n} {a:.3f}"
                                                          for n, a in accuracy.items())}
-    atomic_write_text(foundation / "results.json", json.dumps(results, indent=2))
+    write_json(foundation / "results.json", results)
     reports = {"foundation: training and evaluation": report.write_report(foundation)}
     only = None if args.only is None else set(args.only)
     for command, module, help_text, reuse in STUDY_COMMANDS:
@@ -235,8 +235,7 @@ def cmd_demo(args) -> int:
         reports[f"{command}: {help_text}"] = out / command / "report.html"
     parts = {name: pathlib.Path(path).parent.relative_to(out).as_posix()
              for name, path in reports.items()}
-    atomic_write_text(out / "index.json", json.dumps({"title": "jaxaudio demo", "parts": parts},
-                                               indent=2))
+    write_json(out / "index.json", {"title": "jaxaudio demo", "parts": parts})
     index = report.combine_reports(out, reports, title="jaxaudio demo")
     print(f"report: {index}")
     return 0

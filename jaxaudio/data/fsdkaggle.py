@@ -26,6 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
+from jaxaudio.data.audio import load_audio
 from jaxaudio.data.types import INSTRUMENT_LABELS, ClipDataset
 
 __all__ = [
@@ -232,7 +233,6 @@ def load_fsdkaggle2019(
 
     from tqdm import tqdm
 
-    from jaxaudio.data.audio import load_audio  # lazy: keeps import of this module light
 
     waves = []
     for path in tqdm(paths, desc=f"FSDKaggle2019 {split}", unit="clip", disable=not progress):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxaudio.data.audio import load_audio
 from jaxaudio.data.types import SongDataset
 
 __all__ = ["JAMENDO_SPLITS", "read_filelist", "read_lab", "load_jamendo"]
@@ -210,7 +211,6 @@ def load_jamendo(
 
     from tqdm import tqdm
 
-    from jaxaudio.data.audio import load_audio  # lazy: keeps import of this module light
 
     waves = []
     for path in tqdm(audio_paths, desc=f"Jamendo {split}", unit="song", disable=not progress):

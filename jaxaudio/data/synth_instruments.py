@@ -59,7 +59,7 @@ _TABLE_SIZE = 2048
 # 1-D arrays of exactly the requested number of samples.
 # ----------------------------------------------------------------------------------------------
 
-def _wavetable(harmonic_amps: np.ndarray, *, phases: np.ndarray | None = None) -> np.ndarray:
+def wavetable(harmonic_amps: np.ndarray, *, phases: np.ndarray | None = None) -> np.ndarray:
     """One period (``_TABLE_SIZE`` samples) of a waveform with the given harmonic amplitudes.
 
     ``harmonic_amps[k]`` is the amplitude of harmonic ``k + 1``. Built with an inverse FFT so
@@ -75,12 +75,12 @@ def _wavetable(harmonic_amps: np.ndarray, *, phases: np.ndarray | None = None) -
     return np.fft.irfft(spectrum, n=_TABLE_SIZE) * (_TABLE_SIZE / 2)
 
 
-def _max_harmonics(max_freq_hz: float, sample_rate: int) -> int:
+def max_harmonics(max_freq_hz: float, sample_rate: int) -> int:
     """Harmonics that stay below 0.45 * sample_rate at ``max_freq_hz`` (no aliasing)."""
     return max(1, int(0.45 * sample_rate / max(max_freq_hz, 1.0)))
 
 
-def _oscillate(table: np.ndarray, freq_hz, num_samples: int, sample_rate: int,
+def oscillate(table: np.ndarray, freq_hz, num_samples: int, sample_rate: int,
                phase0: float = 0.0) -> np.ndarray:
     """Read a one-period ``table`` at an instantaneous frequency (scalar or per sample).
 
@@ -97,7 +97,7 @@ def _oscillate(table: np.ndarray, freq_hz, num_samples: int, sample_rate: int,
     return table[index] * (1.0 - frac) + table[nxt] * frac
 
 
-def _karplus_strong(rng: np.random.Generator, *, f0_hz: float, num_samples: int,
+def karplus_strong(rng: np.random.Generator, *, f0_hz: float, num_samples: int,
                     sample_rate: int, decay_seconds: float, brightness: float) -> np.ndarray:
     """A plucked string (Karplus-Strong), computed period by period in the frequency domain.
 
@@ -148,7 +148,7 @@ def _damped_partials(*, freqs_hz: np.ndarray, decay_seconds: np.ndarray, amps: n
     return np.real(weights @ first_block).reshape(-1)[:num_samples]
 
 
-def _exp_envelope(num_samples: int, sample_rate: int, *, decay_seconds: float,
+def exp_envelope(num_samples: int, sample_rate: int, *, decay_seconds: float,
                   attack_seconds: float = 0.002) -> np.ndarray:
     """Linear attack then exponential decay (``decay_seconds`` = time constant)."""
     t = np.arange(num_samples) / sample_rate
@@ -156,7 +156,7 @@ def _exp_envelope(num_samples: int, sample_rate: int, *, decay_seconds: float,
     return attack * np.exp(-t / decay_seconds)
 
 
-def _adsr(num_samples: int, sample_rate: int, *, attack: float, release: float,
+def adsr(num_samples: int, sample_rate: int, *, attack: float, release: float,
           sustain_level: float = 1.0, decay: float = 0.0) -> np.ndarray:
     """Attack / decay / sustain / release envelope fitting exactly ``num_samples`` samples."""
     t = np.arange(num_samples) / sample_rate
@@ -169,7 +169,7 @@ def _adsr(num_samples: int, sample_rate: int, *, attack: float, release: float,
     return env
 
 
-def _add_at(out: np.ndarray, sound: np.ndarray, start: int) -> None:
+def add_at(out: np.ndarray, sound: np.ndarray, start: int) -> None:
     """Mix ``sound`` into ``out`` starting at sample ``start`` (truncated at the end)."""
     if start >= out.size:
         return
@@ -200,7 +200,7 @@ def _onset_samples(rng: np.random.Generator, num_samples: int, sample_rate: int,
     return np.unique(samples[samples < num_samples])
 
 
-def _colored_noise(rng: np.random.Generator, num_samples: int, *, exponent: float) -> np.ndarray:
+def colored_noise(rng: np.random.Generator, num_samples: int, *, exponent: float) -> np.ndarray:
     """Unit-RMS noise with power spectrum ~ 1/f**exponent (0 white, 1 pink, 2 brown)."""
     # Shaped at an FFT-friendly length (random clip lengths are often near-prime) and cut.
     fast = scipy_fft.next_fast_len(num_samples, real=True)
@@ -213,7 +213,7 @@ def _colored_noise(rng: np.random.Generator, num_samples: int, *, exponent: floa
     return noise / (np.sqrt(np.mean(noise ** 2)) + 1e-12)
 
 
-def _rms(x: np.ndarray) -> float:
+def rms_level(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(x ** 2)) + 1e-12)
 
 
@@ -249,7 +249,7 @@ _FORMANT_BANDWIDTHS = np.array([80.0, 100.0, 140.0, 200.0])
 
 
 @dataclasses.dataclass(frozen=True)
-class _VoiceStyle:
+class VoiceStyle:
     """Parameters of a synthetic singer."""
 
     f0_low_hz: float
@@ -262,8 +262,8 @@ class _VoiceStyle:
     consonant_probability: float = 0.6
 
 
-def _sing_syllables(rng: np.random.Generator, *, num_samples: int, sample_rate: int,
-                    style: _VoiceStyle, syllable_seconds: tuple[float, float],
+def sing_syllables(rng: np.random.Generator, *, num_samples: int, sample_rate: int,
+                    style: VoiceStyle, syllable_seconds: tuple[float, float],
                     rest_probability: float = 0.15) -> np.ndarray:
     """Sung syllables filling ``num_samples``: glottal pulse train with vibrato and note glides,
     each syllable a vowel (formant filter), with consonant-like noise bursts at onsets.
@@ -311,10 +311,10 @@ def _sing_syllables(rng: np.random.Generator, *, num_samples: int, sample_rate: 
 
     # --- Glottal source: band-limited pulse train, harmonics falling as k**-tilt (about
     # -6 dB/octave per unit of tilt), cosine phases for a peaky, pulse-like period. ---
-    num_harm = _max_harmonics(float(f0.max()), sample_rate)
+    num_harm = max_harmonics(float(f0.max()), sample_rate)
     k = np.arange(1, num_harm + 1)
-    table = _wavetable(k ** -style.spectral_tilt, phases=np.zeros(num_harm) + np.pi / 2)
-    source = _oscillate(table, f0, num_samples, sample_rate, phase0=rng.random())
+    table = wavetable(k ** -style.spectral_tilt, phases=np.zeros(num_harm) + np.pi / 2)
+    source = oscillate(table, f0, num_samples, sample_rate, phase0=rng.random())
     source /= np.max(np.abs(source)) + 1e-12
     source += style.breathiness * rng.standard_normal(num_samples)
 
@@ -332,7 +332,7 @@ def _sing_syllables(rng: np.random.Generator, *, num_samples: int, sample_rate: 
         sos = _resonator_sos(formants, _FORMANT_BANDWIDTHS * rng.uniform(0.8, 1.3),
                              sample_rate)
         voiced = signal.sosfilt(sos, source[start:stop])
-        env = _adsr(n, sample_rate, attack=rng.uniform(0.02, 0.08),
+        env = adsr(n, sample_rate, attack=rng.uniform(0.02, 0.08),
                     release=rng.uniform(0.04, 0.12))
         syllable = voiced / (np.max(np.abs(voiced)) + 1e-12) * env
         if rng.random() < style.consonant_probability:
@@ -342,7 +342,7 @@ def _sing_syllables(rng: np.random.Generator, *, num_samples: int, sample_rate: 
                                      min(centre * 1.5, 0.48 * sample_rate) / (sample_rate / 2)],
                                  btype="band", output="sos")
             burst = signal.sosfilt(band, rng.standard_normal(burst_len))
-            burst *= _exp_envelope(burst_len, sample_rate, decay_seconds=0.015)
+            burst *= exp_envelope(burst_len, sample_rate, decay_seconds=0.015)
             syllable[:burst_len] += rng.uniform(0.1, 0.35) * burst / (np.max(np.abs(burst))
                                                                       + 1e-12)
         out[start:stop] += syllable
@@ -355,7 +355,7 @@ def _sing_syllables(rng: np.random.Generator, *, num_samples: int, sample_rate: 
 # ----------------------------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
-class _Style:
+class InstrumentStyle:
     """How the synthesis distribution is shifted for a split.
 
     Attributes:
@@ -367,7 +367,7 @@ class _Style:
     brightness: float = 1.0
 
 
-def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+def log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
     return float(np.exp(rng.uniform(np.log(low), np.log(high))))
 
 
@@ -379,7 +379,7 @@ def _pluck_sequence(rng, num_samples, sample_rate, *, f0_range, decay_range, bri
     max_len = int(max_note_seconds * sample_rate)
     for onset in onsets:
         length = min(max_len, num_samples - onset)
-        root = _log_uniform(rng, *f0_range)
+        root = log_uniform(rng, *f0_range)
         if rng.random() < strum_probability:
             # A strum: a chord (root, fifth, octave, third) with the strings a few ms apart.
             ratios = np.array([1.0, 1.5, 2.0, 2.52])[: rng.integers(2, 5)]
@@ -390,11 +390,11 @@ def _pluck_sequence(rng, num_samples, sample_rate, *, f0_range, decay_range, bri
             n = length - delay
             if n <= 8:
                 continue
-            note = _karplus_strong(rng, f0_hz=root * ratio, num_samples=n,
+            note = karplus_strong(rng, f0_hz=root * ratio, num_samples=n,
                                    sample_rate=sample_rate,
                                    decay_seconds=rng.uniform(*decay_range),
                                    brightness=brightness * rng.uniform(0.7, 1.3))
-            _add_at(out, note * rng.uniform(0.5, 1.0), onset + delay)
+            add_at(out, note * rng.uniform(0.5, 1.0), onset + delay)
     return out
 
 
@@ -418,7 +418,7 @@ def _electric_guitar(rng, n, sr, style):
         decay_range=(3.0, 8.0), brightness=min(1.0, 0.6 * style.brightness),
         notes_per_second=rng.uniform(0.7, 4.0), strum_probability=0.4, max_note_seconds=3.0)
     clean /= np.max(np.abs(clean)) + 1e-12
-    drive = _log_uniform(rng, 3.0, 30.0)
+    drive = log_uniform(rng, 3.0, 30.0)
     # Soft clipping compresses the decay (sustain) and adds odd harmonics: the "distortion".
     distorted = np.tanh(drive * clean) / np.tanh(drive)
     # A gentle cabinet-like low-pass keeps the fizz from dominating.
@@ -432,14 +432,14 @@ def _glockenspiel(rng, n, sr, style):
                             min_gap_seconds=0.1)
     for onset in onsets:
         length = min(int(rng.uniform(0.8, 2.0) * sr), n - onset)
-        f0 = min(_log_uniform(rng, 780.0 * style.pitch_scale, 2600.0 * style.pitch_scale),
+        f0 = min(log_uniform(rng, 780.0 * style.pitch_scale, 2600.0 * style.pitch_scale),
                  0.3 * sr)
         ratio = rng.uniform(3.4, 3.6)  # inharmonic modulator: the bell
         t = np.arange(length) / sr
         decay = rng.uniform(0.3, 1.0)
         index = rng.uniform(1.0, 3.0) * style.brightness * np.exp(-t / (0.3 * decay))
         fm = np.sin(2 * np.pi * f0 * t + index * np.sin(2 * np.pi * f0 * ratio * t))
-        _add_at(out, fm * _exp_envelope(length, sr, decay_seconds=decay, attack_seconds=0.001)
+        add_at(out, fm * exp_envelope(length, sr, decay_seconds=decay, attack_seconds=0.001)
                 * rng.uniform(0.5, 1.0), onset)
     return out
 
@@ -452,7 +452,7 @@ def _gong(rng, n, sr, style):
     rank = np.arange(num_partials)
     for strike in strikes:
         length = n - strike
-        f0 = _log_uniform(rng, 50.0 * style.pitch_scale, 180.0 * style.pitch_scale)
+        f0 = log_uniform(rng, 50.0 * style.pitch_scale, 180.0 * style.pitch_scale)
         ratios = np.sort(rng.uniform(1.0, 30.0, num_partials) ** rng.uniform(0.9, 1.1))
         ratios[0] = 1.0
         amps = rng.uniform(0.3, 1.0, num_partials) / (1.0 + 0.15 * rank / style.brightness)
@@ -470,7 +470,7 @@ def _gong(rng, n, sr, style):
         swell = 1.0 - np.exp(-t / rng.uniform(0.02, 0.15))
         tone = _damped_partials(freqs_hz=freqs, decay_seconds=decays, amps=amps, phases=phases,
                                 num_samples=length, sample_rate=sr)
-        _add_at(out, tone * swell * rng.uniform(0.6, 1.0), strike)
+        add_at(out, tone * swell * rng.uniform(0.6, 1.0), strike)
     return out
 
 
@@ -482,7 +482,7 @@ def _drum_pattern(rng, n, sr, hit: np.ndarray, *, density: tuple[float, float],
     onsets = _onset_samples(rng, n, sr, notes_per_second=rng.uniform(*density),
                             grid_seconds=grid)
     for onset in onsets:
-        _add_at(out, hit * rng.uniform(0.6, 1.0), onset)
+        add_at(out, hit * rng.uniform(0.6, 1.0), onset)
     return out
 
 
@@ -521,7 +521,7 @@ def _bass_drum(rng, n, sr, style):
     f_end = rng.uniform(40.0, 60.0) * style.pitch_scale
     sweep = f_end + (f_start - f_end) * np.exp(-t / rng.uniform(0.02, 0.06))
     body = np.sin(2 * np.pi * np.cumsum(sweep) / sr)
-    body *= _exp_envelope(length, sr, decay_seconds=rng.uniform(0.08, 0.25),
+    body *= exp_envelope(length, sr, decay_seconds=rng.uniform(0.08, 0.25),
                           attack_seconds=0.001)
     click_len = int(0.004 * sr)
     click = np.zeros(length)
@@ -532,12 +532,12 @@ def _bass_drum(rng, n, sr, style):
 
 def _reed_table(rng, f0_max: float, sr: int, *, odd_even: float, rolloff: float,
                 brightness: float) -> np.ndarray:
-    num = _max_harmonics(f0_max, sr)
+    num = max_harmonics(f0_max, sr)
     k = np.arange(1, num + 1)
     amps = k ** (-rolloff / brightness)
     amps[1::2] *= odd_even  # even harmonics scaled: odd/even balance of a reed
     amps *= rng.uniform(0.7, 1.3, num)  # reed-to-reed irregularity
-    return _wavetable(amps)
+    return wavetable(amps)
 
 
 def _accordion(rng, n, sr, style):
@@ -551,17 +551,17 @@ def _accordion(rng, n, sr, style):
     detune_cents = rng.uniform(5.0, 20.0)  # musette: a second reed set, slightly sharp
     for start, stop in zip(bounds[:-1], bounds[1:]):
         length = stop - start
-        root = _log_uniform(rng, f_lo, f_hi)
+        root = log_uniform(rng, f_lo, f_hi)
         chord = root * np.array([1.0, 2 ** (rng.choice([3, 4]) / 12), 1.5])
         if rng.random() < 0.5:
             chord = np.append(chord, root / 2)  # bass button
         tone = np.zeros(length)
         for f in chord:
-            tone += _oscillate(table, f, length, sr, phase0=rng.random())
-            tone += 0.8 * _oscillate(table, f * 2 ** (detune_cents / 1200), length, sr,
+            tone += oscillate(table, f, length, sr, phase0=rng.random())
+            tone += 0.8 * oscillate(table, f * 2 ** (detune_cents / 1200), length, sr,
                                      phase0=rng.random())
         # Bellows: slow attack and release, no percussive onset.
-        env = _adsr(length, sr, attack=rng.uniform(0.03, 0.12), release=rng.uniform(0.03, 0.1))
+        env = adsr(length, sr, attack=rng.uniform(0.03, 0.12), release=rng.uniform(0.03, 0.1))
         out[start:stop] += tone * env
     return out
 
@@ -581,17 +581,17 @@ def _harmonica(rng, n, sr, style):
         if length < 8:
             continue
         t = np.arange(length) / sr
-        f0 = _log_uniform(rng, f_lo, f_hi)
+        f0 = log_uniform(rng, f_lo, f_hi)
         # Bends: notes often start flat and slide up (draw-reed bending).
         bend_semitones = np.zeros(length)
         if rng.random() < 0.5:
             bend_semitones = -rng.uniform(0.3, 2.0) * np.exp(-t / rng.uniform(0.05, 0.2))
         freq = f0 * 2 ** (bend_semitones / 12)
-        tone = _oscillate(table, freq, length, sr, phase0=rng.random())
+        tone = oscillate(table, freq, length, sr, phase0=rng.random())
         tremolo = 1.0 + rng.uniform(0.0, 0.4) * np.sin(2 * np.pi * rng.uniform(4.0, 7.0) * t)
         breath = signal.sosfilt(breath_band, rng.standard_normal(length))
         breath /= np.max(np.abs(breath)) + 1e-12
-        env = _adsr(length, sr, attack=rng.uniform(0.01, 0.05), release=rng.uniform(0.02, 0.06))
+        env = adsr(length, sr, attack=rng.uniform(0.01, 0.05), release=rng.uniform(0.02, 0.06))
         note = (tone / (np.max(np.abs(tone)) + 1e-12) * tremolo
                 + rng.uniform(0.05, 0.25) * breath) * env
         out[start:stop] += note
@@ -601,20 +601,20 @@ def _harmonica(rng, n, sr, style):
 def _singing(rng, n, sr, style, *, female: bool):
     scale = style.pitch_scale
     if female:
-        voice = _VoiceStyle(f0_low_hz=200.0 * scale, f0_high_hz=400.0 * scale,
+        voice = VoiceStyle(f0_low_hz=200.0 * scale, f0_high_hz=400.0 * scale,
                             formant_scale=rng.uniform(1.12, 1.25),
                             spectral_tilt=rng.uniform(1.1, 1.6) / style.brightness,
                             vibrato_hz=rng.uniform(5.0, 6.5),
                             vibrato_semitones=rng.uniform(0.2, 0.8),
                             breathiness=rng.uniform(0.01, 0.06))
     else:
-        voice = _VoiceStyle(f0_low_hz=90.0 * scale, f0_high_hz=180.0 * scale,
+        voice = VoiceStyle(f0_low_hz=90.0 * scale, f0_high_hz=180.0 * scale,
                             formant_scale=rng.uniform(0.92, 1.05),
                             spectral_tilt=rng.uniform(0.9, 1.4) / style.brightness,
                             vibrato_hz=rng.uniform(4.5, 6.0),
                             vibrato_semitones=rng.uniform(0.2, 0.8),
                             breathiness=rng.uniform(0.01, 0.05))
-    return _sing_syllables(rng, num_samples=n, sample_rate=sr, style=voice,
+    return sing_syllables(rng, num_samples=n, sample_rate=sr, style=voice,
                            syllable_seconds=(0.2, 1.0))
 
 
@@ -627,11 +627,11 @@ def _marimba(rng, n, sr, style):
         length = min(int(rng.uniform(0.4, 1.2) * sr), n - onset)
         t = np.arange(length) / sr
         if xylophone:  # higher, shorter, brighter bars
-            f0 = _log_uniform(rng, 520.0, 2100.0) * style.pitch_scale
+            f0 = log_uniform(rng, 520.0, 2100.0) * style.pitch_scale
             ratios = np.array([1.0, rng.uniform(2.9, 3.1), rng.uniform(5.8, 6.2)])
             decays = np.array([0.25, 0.1, 0.05]) * rng.uniform(0.6, 1.4)
         else:
-            f0 = _log_uniform(rng, 130.0, 1050.0) * style.pitch_scale
+            f0 = log_uniform(rng, 130.0, 1050.0) * style.pitch_scale
             ratios = np.array([1.0, rng.uniform(3.85, 4.0), rng.uniform(9.2, 10.0)])
             decays = np.array([0.5, 0.12, 0.04]) * rng.uniform(0.6, 1.4)
         amps = np.array([1.0, 0.5, 0.25]) * rng.uniform(0.5, 1.0, 3) * style.brightness
@@ -642,11 +642,11 @@ def _marimba(rng, n, sr, style):
                                 amps=amps[keep], phases=np.zeros(keep.sum()),
                                 num_samples=length, sample_rate=sr)
         note *= np.minimum(1.0, t / 0.001)  # mallet strike
-        _add_at(out, note * rng.uniform(0.5, 1.0), onset)
+        add_at(out, note * rng.uniform(0.5, 1.0), onset)
     return out
 
 
-_SYNTHS = {
+SYNTHS = {
     "Accordion": _accordion,
     "Acoustic_guitar": _acoustic_guitar,
     "Bass_drum": _bass_drum,
@@ -660,7 +660,7 @@ _SYNTHS = {
     "Male_singing": lambda rng, n, sr, st: _singing(rng, n, sr, st, female=False),
     "Marimba_and_xylophone": _marimba,
 }
-assert set(_SYNTHS) == set(INSTRUMENT_LABELS)
+assert set(SYNTHS) == set(INSTRUMENT_LABELS)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -693,7 +693,7 @@ def _reverb(rng: np.random.Generator, x: np.ndarray, sr: int) -> np.ndarray:
     ir /= np.sqrt(np.sum(ir ** 2)) + 1e-12
     wet = signal.fftconvolve(x, ir)[: x.size]
     mix = rng.uniform(0.2, 0.6)
-    return (1 - mix) * x + mix * wet * _rms(x) / _rms(wet)
+    return (1 - mix) * x + mix * wet * rms_level(x) / rms_level(wet)
 
 
 #: The recording channels (random EQ of +-``eq_db`` with a low-pass from ``min_cutoff_hz``,
@@ -709,7 +709,7 @@ CHANNELS = {"clean": {"eq_db": 20.0, "min_cutoff_hz": 1500.0, "reverb": 0.3, "sn
             "noisy": {"eq_db": 20.0, "min_cutoff_hz": 1500.0, "reverb": 0.7, "snr_db": (0.0, 25.0)}}
 
 
-def _finish(rng: np.random.Generator, x: np.ndarray, sr: int, *, shifted: bool) -> np.ndarray:
+def finish_clip(rng: np.random.Generator, x: np.ndarray, sr: int, *, shifted: bool) -> np.ndarray:
     """Recording channel, room, background noise at a random SNR, peak level (:data:`CHANNELS`).
 
     Every clip goes through a random channel (microphones and rooms differ in real data too,
@@ -721,8 +721,8 @@ def _finish(rng: np.random.Generator, x: np.ndarray, sr: int, *, shifted: bool) 
     if rng.random() < channel["reverb"]:
         x = _reverb(rng, x, sr)
     snr_db = rng.uniform(*channel["snr_db"])
-    noise = _colored_noise(rng, x.size, exponent=rng.uniform(0.0, 2.0))
-    x = x + noise * _rms(x) * 10 ** (-snr_db / 20)
+    noise = colored_noise(rng, x.size, exponent=rng.uniform(0.0, 2.0))
+    x = x + noise * rms_level(x) * 10 ** (-snr_db / 20)
     peak_level = rng.uniform(0.1, 0.9)
     return (x * peak_level / (np.max(np.abs(x)) + 1e-12)).astype(np.float32)
 
@@ -789,11 +789,11 @@ def make_synth_instruments(*, split: str, num_clips: int, seed: int, sample_rate
         # One independent stream per clip: a clip does not depend on how much randomness
         # the clips before it consumed.
         rng = np.random.default_rng([int(seed), split_id, i])
-        style = (_Style(pitch_scale=_log_uniform(rng, 0.7, 1.4),
-                        brightness=_log_uniform(rng, 0.6, 1.6)) if shifted else _Style())
+        style = (InstrumentStyle(pitch_scale=log_uniform(rng, 0.7, 1.4),
+                        brightness=log_uniform(rng, 0.6, 1.6)) if shifted else InstrumentStyle())
         num_samples = max(1, int(round(rng.uniform(min_seconds, max_seconds) * sample_rate)))
-        raw = _SYNTHS[INSTRUMENT_LABELS[label]](rng, num_samples, sample_rate, style)
-        waves.append(_finish(rng, raw, sample_rate, shifted=shifted))
+        raw = SYNTHS[INSTRUMENT_LABELS[label]](rng, num_samples, sample_rate, style)
+        waves.append(finish_clip(rng, raw, sample_rate, shifted=shifted))
 
     labels = true_labels.astype(np.int32)
     if label_noise > 0:
@@ -830,11 +830,11 @@ def _out_of_vocabulary(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     an octave, with a few harmonics) or a wind-like band of noise swelling and fading."""
     t = np.arange(n) / sr
     if rng.random() < 0.5:
-        f0 = _log_uniform(rng, 300.0, 1200.0)
+        f0 = log_uniform(rng, 300.0, 1200.0)
         sweep = f0 * 2.0 ** (rng.uniform(0.3, 1.0) * np.sin(2 * np.pi * rng.uniform(0.2, 2.0) * t))
         phase = 2 * np.pi * np.cumsum(sweep) / sr
         return sum(a * np.sin(k * phase) for k, a in ((1, 1.0), (2, 0.3), (3, 0.1)))
-    centre = _log_uniform(rng, 300.0, 0.3 * sr)
+    centre = log_uniform(rng, 300.0, 0.3 * sr)
     band = signal.butter(2, [centre * 0.7 / (sr / 2), min(centre * 1.4, 0.48 * sr) / (sr / 2)],
                          btype="band", output="sos")
     swell = 0.6 + 0.4 * np.sin(2 * np.pi * rng.uniform(0.1, 0.8) * t + rng.uniform(0, 6.3))
@@ -955,8 +955,8 @@ def _kinds_clips(*, num_clips: int, seed: int, stream: int, shifted: bool, kinds
     # The other instrument of wrong / missing / extra clips: never the first one.
     other = (first + master.integers(1, num_classes, size=num_clips)) % num_classes
     eye = np.eye(num_classes, dtype=np.float32)
-    style_of = lambda rng: _Style(pitch_scale=_log_uniform(rng, 0.7, 1.4),  # noqa: E731
-                                  brightness=_log_uniform(rng, 0.6, 1.6))
+    style_of = lambda rng: InstrumentStyle(pitch_scale=log_uniform(rng, 0.7, 1.4),  # noqa: E731
+                                  brightness=log_uniform(rng, 0.6, 1.6))
     waves, given, true = [], np.zeros((num_clips, num_classes), np.float32), eye[first].copy()
     for i in range(num_clips):
         rng = np.random.default_rng([int(seed), stream, i])
@@ -966,15 +966,15 @@ def _kinds_clips(*, num_clips: int, seed: int, stream: int, shifted: bool, kinds
             raw = _out_of_vocabulary(rng, n, sample_rate)
             true[i] = 0.0
         else:
-            raw = _SYNTHS[INSTRUMENT_LABELS[first[i]]](rng, n, sample_rate,
-                                                       style_of(rng) if shifted else _Style())
+            raw = SYNTHS[INSTRUMENT_LABELS[first[i]]](rng, n, sample_rate,
+                                                       style_of(rng) if shifted else InstrumentStyle())
         if name in ("missing", "mixed"):
-            second = _SYNTHS[INSTRUMENT_LABELS[other[i]]](rng, n, sample_rate,
-                                                          style_of(rng) if shifted else _Style())
-            gain = 10 ** (-rng.uniform(0.0, 6.0) / 20) * _rms(raw) / (_rms(second) + 1e-12)
+            second = SYNTHS[INSTRUMENT_LABELS[other[i]]](rng, n, sample_rate,
+                                                          style_of(rng) if shifted else InstrumentStyle())
+            gain = 10 ** (-rng.uniform(0.0, 6.0) / 20) * rms_level(raw) / (rms_level(second) + 1e-12)
             raw = raw + gain * second
             true[i, other[i]] = 1.0
-        waves.append(_finish(rng, raw, sample_rate, shifted=shifted))
+        waves.append(finish_clip(rng, raw, sample_rate, shifted=shifted))
         given[i] = eye[other[i] if name == "wrong" else first[i]]
         if name in ("extra", "mixed"):
             given[i, other[i]] = 1.0

@@ -5,7 +5,7 @@ pads or plucked arpeggios), a bass line, a drum kit, and *instrumental* lead mel
 band-limited sawtooth or a breathy flute, sometimes with vibrato), so that "any pitched,
 melodic sound is a voice" is not a solution. Sung phrases (glottal pulses through vowel
 formant filters, vibrato, note glides, syllable envelopes and consonant-like noise bursts; see
-:func:`jaxaudio.data.synth_instruments._sing_syllables`) enter and leave; the exact
+:func:`jaxaudio.data.synth_instruments.sing_syllables`) enter and leave; the exact
 ``[start, end)`` time of every phrase is recorded. About 40-60 % of each song is sung.
 
 Stands in for Jamendo-VAD (docs/studies.md §3) when no download is possible.
@@ -17,17 +17,17 @@ import numpy as np
 from scipy import signal
 
 from jaxaudio.data.synth_instruments import (
-    _add_at,
-    _adsr,
-    _colored_noise,
-    _exp_envelope,
-    _karplus_strong,
-    _max_harmonics,
-    _oscillate,
-    _rms,
-    _sing_syllables,
-    _VoiceStyle,
-    _wavetable,
+    add_at,
+    adsr,
+    colored_noise,
+    exp_envelope,
+    karplus_strong,
+    max_harmonics,
+    oscillate,
+    rms_level,
+    sing_syllables,
+    VoiceStyle,
+    wavetable,
 )
 from jaxaudio.data.types import SongDataset
 
@@ -82,7 +82,7 @@ def _kick(rng, sr):
     t = np.arange(length) / sr
     sweep = 50.0 + 100.0 * np.exp(-t / 0.035)
     body = np.sin(2 * np.pi * np.cumsum(sweep) / sr)
-    return body * _exp_envelope(length, sr, decay_seconds=rng.uniform(0.08, 0.15))
+    return body * exp_envelope(length, sr, decay_seconds=rng.uniform(0.08, 0.15))
 
 
 def _snare(rng, sr):
@@ -92,14 +92,14 @@ def _snare(rng, sr):
     rattle = signal.sosfilt(band, rng.standard_normal(length))
     rattle /= np.max(np.abs(rattle)) + 1e-12
     tone = np.sin(2 * np.pi * rng.uniform(170.0, 230.0) * t)
-    return (0.7 * rattle * _exp_envelope(length, sr, decay_seconds=0.06)
-            + 0.5 * tone * _exp_envelope(length, sr, decay_seconds=0.04))
+    return (0.7 * rattle * exp_envelope(length, sr, decay_seconds=0.06)
+            + 0.5 * tone * exp_envelope(length, sr, decay_seconds=0.04))
 
 
 def _hat(rng, sr):
     length = int(0.08 * sr)
     high = signal.butter(4, min(7000.0, 0.4 * sr) / (sr / 2), btype="high", output="sos")
-    return signal.sosfilt(high, rng.standard_normal(length)) * _exp_envelope(
+    return signal.sosfilt(high, rng.standard_normal(length)) * exp_envelope(
         length, sr, decay_seconds=0.02)
 
 
@@ -112,11 +112,11 @@ def _drums(rng, n, sr, beat_seconds) -> np.ndarray:
         start = int(time * sr)
         position = step % 8  # eighth notes in a 4/4 bar
         if position in (0, 4) or (position == 5 and rng.random() < 0.3):
-            _add_at(out, kick * rng.uniform(0.8, 1.0), start)
+            add_at(out, kick * rng.uniform(0.8, 1.0), start)
         if position in (2, 6):
-            _add_at(out, snare * rng.uniform(0.7, 1.0), start)
+            add_at(out, snare * rng.uniform(0.7, 1.0), start)
         if rng.random() < hat_density:
-            _add_at(out, hat * rng.uniform(0.3, 0.7), start)
+            add_at(out, hat * rng.uniform(0.3, 0.7), start)
     return out
 
 
@@ -135,13 +135,13 @@ def _pads(rng, n, sr, spans) -> np.ndarray:
     """Sustained harmonic chords (organ / string pad)."""
     out = np.zeros(n)
     max_hz = float(_midi_to_hz(max(int(s[2].max()) for s in spans)))
-    k = np.arange(1, _max_harmonics(max_hz, sr) + 1)
-    table = _wavetable(k ** -rng.uniform(1.0, 2.0) * rng.uniform(0.5, 1.0, k.size))
+    k = np.arange(1, max_harmonics(max_hz, sr) + 1)
+    table = wavetable(k ** -rng.uniform(1.0, 2.0) * rng.uniform(0.5, 1.0, k.size))
     for start, stop, notes in spans:
         length = stop - start
-        tone = sum(_oscillate(table, f, length, sr, phase0=rng.random())
+        tone = sum(oscillate(table, f, length, sr, phase0=rng.random())
                    for f in _midi_to_hz(notes))
-        out[start:stop] += tone * _adsr(length, sr, attack=rng.uniform(0.05, 0.3),
+        out[start:stop] += tone * adsr(length, sr, attack=rng.uniform(0.05, 0.3),
                                         release=rng.uniform(0.05, 0.2))
     return out
 
@@ -155,10 +155,10 @@ def _arpeggio(rng, n, sr, spans, beat_seconds) -> np.ndarray:
         pattern = rng.permutation(np.concatenate([notes, notes[:1] + 12]))
         for j, onset in enumerate(range(start, stop, step)):
             length = min(int(1.0 * sr), n - onset)
-            pluck = _karplus_strong(rng, f0_hz=float(_midi_to_hz(pattern[j % pattern.size])),
+            pluck = karplus_strong(rng, f0_hz=float(_midi_to_hz(pattern[j % pattern.size])),
                                     num_samples=length, sample_rate=sr,
                                     decay_seconds=rng.uniform(0.6, 1.5), brightness=brightness)
-            _add_at(out, pluck * rng.uniform(0.6, 1.0), onset)
+            add_at(out, pluck * rng.uniform(0.6, 1.0), onset)
     return out
 
 
@@ -169,9 +169,9 @@ def _bass(rng, n, sr, spans, beat_seconds) -> np.ndarray:
         root_hz = float(_midi_to_hz(notes[0] - 24))
         for onset in range(start, stop, step):
             length = min(step, n - onset)
-            pluck = _karplus_strong(rng, f0_hz=root_hz, num_samples=length, sample_rate=sr,
+            pluck = karplus_strong(rng, f0_hz=root_hz, num_samples=length, sample_rate=sr,
                                     decay_seconds=rng.uniform(0.8, 1.5), brightness=0.1)
-            _add_at(out, pluck, onset)
+            add_at(out, pluck, onset)
     return out
 
 
@@ -187,22 +187,22 @@ def _lead_line(rng, length, sr, *, scale, tonic_midi, beat_seconds) -> np.ndarra
     if rng.random() < 0.5:  # vibrato, so that vibrato alone does not mean "voice"
         freq = freq * 2 ** (rng.uniform(0.1, 0.5) / 12 * np.sin(2 * np.pi * rng.uniform(4.5, 6.5)
                                                                   * t))
-    k = np.arange(1, _max_harmonics(float(freq.max()) * 1.05, sr) + 1)
+    k = np.arange(1, max_harmonics(float(freq.max()) * 1.05, sr) + 1)
     flute = rng.random() < 0.5
     if flute:
         amps = np.exp(-(k - 1) * rng.uniform(0.8, 1.5))
     else:
         amps = 1.0 / k  # sawtooth
-    tone = _oscillate(_wavetable(amps), freq, length, sr, phase0=rng.random())
+    tone = oscillate(wavetable(amps), freq, length, sr, phase0=rng.random())
     tone /= np.max(np.abs(tone)) + 1e-12
     if flute:
-        tone += rng.uniform(0.03, 0.12) * _colored_noise(rng, length, exponent=1.0) / 3.0
+        tone += rng.uniform(0.03, 0.12) * colored_noise(rng, length, exponent=1.0) / 3.0
     # Per-note articulation: short attacks and releases so notes are separated.
-    env = np.concatenate([_adsr(note_samples, sr, attack=0.02, release=0.04)] * num_notes)
-    return tone * env[:length] * _adsr(length, sr, attack=0.05, release=0.1)
+    env = np.concatenate([adsr(note_samples, sr, attack=0.02, release=0.04)] * num_notes)
+    return tone * env[:length] * adsr(length, sr, attack=0.05, release=0.1)
 
 
-def _song(rng: np.random.Generator, num_samples: int, sr: int) -> tuple[np.ndarray, np.ndarray]:
+def synth_song(rng: np.random.Generator, num_samples: int, sr: int) -> tuple[np.ndarray, np.ndarray]:
     """One song ``(num_samples,)`` float32 and its sung segments ``(k, 2)`` in seconds."""
     duration = num_samples / sr
     beat_seconds = 60.0 / rng.uniform(70.0, 150.0)
@@ -219,12 +219,12 @@ def _song(rng: np.random.Generator, num_samples: int, sr: int) -> tuple[np.ndarr
     if rng.random() < 0.7 or len(parts) < 3:
         parts.append((_arpeggio(rng, num_samples, sr, spans, beat_seconds),
                       rng.uniform(0.3, 0.9)))
-    accompaniment = sum(part / _rms(part) * gain for part, gain in parts)
+    accompaniment = sum(part / rms_level(part) * gain for part, gain in parts)
 
     # --- Voice phrases at the planned segments. ---
     segments = _plan_segments(rng, duration)
     female = rng.random() < 0.5
-    voice_style = _VoiceStyle(
+    voice_style = VoiceStyle(
         f0_low_hz=(196.0 if female else 98.0) * rng.uniform(0.95, 1.1),
         f0_high_hz=(440.0 if female else 220.0) * rng.uniform(0.85, 1.0),
         formant_scale=rng.uniform(1.12, 1.25) if female else rng.uniform(0.92, 1.05),
@@ -235,7 +235,7 @@ def _song(rng: np.random.Generator, num_samples: int, sr: int) -> tuple[np.ndarr
     sample_bounds = np.round(segments * sr).astype(np.int64)
     sample_bounds[:, 1] = np.minimum(sample_bounds[:, 1], num_samples)
     for start, stop in sample_bounds:
-        voice[start:stop] = _sing_syllables(rng, num_samples=stop - start, sample_rate=sr,
+        voice[start:stop] = sing_syllables(rng, num_samples=stop - start, sample_rate=sr,
                                             style=voice_style, syllable_seconds=(0.15, 0.6),
                                             rest_probability=0.05)
     sung = np.zeros(num_samples, dtype=bool)
@@ -256,13 +256,13 @@ def _song(rng: np.random.Generator, num_samples: int, sr: int) -> tuple[np.ndarr
                                                  beat_seconds=beat_seconds)
 
     # Levels relative to the accompaniment, measured where each part plays.
-    accompaniment_rms = _rms(accompaniment)
+    accompaniment_rms = rms_level(accompaniment)
     voice_db = rng.uniform(-3.0, 6.0)
-    voice *= accompaniment_rms * 10 ** (voice_db / 20) / _rms(voice[sung])
+    voice *= accompaniment_rms * 10 ** (voice_db / 20) / rms_level(voice[sung])
     if np.any(lead):
-        lead *= accompaniment_rms * 10 ** (rng.uniform(-4.0, 4.0) / 20) / _rms(lead[lead != 0])
+        lead *= accompaniment_rms * 10 ** (rng.uniform(-4.0, 4.0) / 20) / rms_level(lead[lead != 0])
     mix = accompaniment + voice + lead
-    mix += _colored_noise(rng, num_samples, exponent=rng.uniform(0.0, 2.0)) * _rms(mix) * 10 ** (
+    mix += colored_noise(rng, num_samples, exponent=rng.uniform(0.0, 2.0)) * rms_level(mix) * 10 ** (
         -rng.uniform(30.0, 50.0) / 20)
     mix *= rng.uniform(0.5, 0.95) / (np.max(np.abs(mix)) + 1e-12)
     exact_segments = sample_bounds.astype(np.float64) / sr
@@ -308,7 +308,7 @@ def make_synth_voice(*, split: str, num_songs: int, seed: int, sample_rate: int 
     for i in range(int(num_songs)):
         rng = np.random.default_rng([int(seed), split_id, i])
         num_samples = int(round(rng.uniform(min_seconds, max_seconds) * sample_rate))
-        wave, segs = _song(rng, num_samples, int(sample_rate))
+        wave, segs = synth_song(rng, num_samples, int(sample_rate))
         waves.append(wave)
         segments.append(segs)
     names = tuple(f"synth_voice_{split}_{i:04d}" for i in range(int(num_songs)))

@@ -28,8 +28,8 @@ from jaxaudio.explain.lime_bridge import (
     Explanation,
     LabelsLike,
     PredictFn,
-    _baseline_name,
-    _resolve_labels,
+    baseline_name,
+    resolve_labels,
     default_chunk_size,
     jit_over_predict_fn,
     predict_components,
@@ -80,7 +80,7 @@ def occlusion(
     z = np.concatenate([np.ones((1, num_components)), 1.0 - np.eye(num_components)]).astype(np.float32)
     # The default chunk size, so occlusion shares LIME's compiled program for this predict_fn.
     predictions = predict_components(predict_fn, spec_np, masks, base, z)
-    label_tuple = _resolve_labels(labels, predictions[0])
+    label_tuple = resolve_labels(labels, predictions[0])
     cols = list(label_tuple)
     weights = (predictions[0, cols][:, None] - predictions[1:, cols].T).astype(np.float64)
     return Explanation(
@@ -90,7 +90,7 @@ def occlusion(
         n_temporal=int(n_temporal),
         n_frequency=int(n_frequency),
         spec=spec_np,
-        baseline=_baseline_name(baseline),
+        baseline=baseline_name(baseline),
         reference_prediction=predictions[0, cols].copy(),
         num_samples=int(z.shape[0]),
         samples=z.astype(np.uint8),
@@ -166,7 +166,7 @@ def integrated_gradients(
     base_full = jnp.broadcast_to(base, spec_np.shape)
 
     reference = predict_components(predict_fn, spec_np, masks, base, np.ones((1, masks.shape[0])))
-    label_tuple = _resolve_labels(labels, reference[0])
+    label_tuple = resolve_labels(labels, reference[0])
     onehots = np.eye(reference.shape[1], dtype=np.float32)[list(label_tuple)]
     alphas, quad_weights = _quadrature(int(steps), rule)
     per_component, ends = _integrated_gradients(
@@ -185,7 +185,7 @@ def integrated_gradients(
         n_temporal=int(n_temporal),
         n_frequency=int(n_frequency),
         spec=spec_np,
-        baseline=_baseline_name(baseline),
+        baseline=baseline_name(baseline),
         reference_prediction=ends[0, cols].copy(),
         num_samples=int(len(alphas)),
         info={

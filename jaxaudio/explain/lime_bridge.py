@@ -394,7 +394,7 @@ def predict_components(
     return preds
 
 
-def _resolve_labels(labels: LabelsLike, reference: np.ndarray) -> tuple[int, ...]:
+def resolve_labels(labels: LabelsLike, reference: np.ndarray) -> tuple[int, ...]:
     num_outputs = reference.shape[-1]
     if labels is None:
         return (int(np.argmax(reference)),)
@@ -409,7 +409,7 @@ def _resolve_labels(labels: LabelsLike, reference: np.ndarray) -> tuple[int, ...
     return labels
 
 
-def _baseline_name(baseline: BaselineLike) -> str:
+def baseline_name(baseline: BaselineLike) -> str:
     return baseline if isinstance(baseline, str) else "custom"
 
 
@@ -489,7 +489,7 @@ def explain(
     predictions = predict_components(
         predict_fn, spec_np, masks, base, z, chunk_size=chunk_size, progress=progress
     )
-    label_tuple = _resolve_labels(labels, predictions[0])
+    label_tuple = resolve_labels(labels, predictions[0])
 
     data = z.astype(np.int64)  # lime_image hands LimeBase integer 0/1 data
     distances = lime_distances(data)
@@ -522,7 +522,7 @@ def explain(
         n_temporal=int(n_temporal),
         n_frequency=int(n_frequency),
         spec=spec_np,
-        baseline=_baseline_name(baseline),
+        baseline=baseline_name(baseline),
         reference_prediction=predictions[0, list(label_tuple)].copy(),
         intercept=intercept,
         score=score,

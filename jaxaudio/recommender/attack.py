@@ -140,7 +140,7 @@ def _term(rec: Recommender, x_adv, song, target, *, mode, objective, direction):
         return features.kl_divergence(hub, g)
     row = _row(rec, g, song, mode)
     d = hubness.replace_song(rec.distances, song, row)
-    mu, sd = hubness._offdiag_stats(d)
+    mu, sd = hubness.offdiag_stats(d)
     value = row[target]
     return -(log_ndtr(-(value - mu[song]) / sd[song])
              + log_ndtr(-(value - mu[target]) / sd[target]))

@@ -64,21 +64,21 @@ def _rms(x):
 def _genre_song(rng: np.random.Generator, genre: str, n: int, sr: int) -> np.ndarray:
     spec = GENRES[genre]
     if spec is None:
-        wave, _ = sv._song(rng, n, sr)
+        wave, _ = sv.synth_song(rng, n, sr)
         return wave
     parts, voice_p, pitch, bright = spec
-    style = si._Style(pitch_scale=si._log_uniform(rng, *pitch),
-                      brightness=si._log_uniform(rng, *bright))
+    style = si.InstrumentStyle(pitch_scale=si.log_uniform(rng, *pitch),
+                      brightness=si.log_uniform(rng, *bright))
     mix = np.zeros(n)
     for name in parts:
-        part = si._SYNTHS[name](rng, n, sr, style)
+        part = si.SYNTHS[name](rng, n, sr, style)
         mix += part / _rms(part) * rng.uniform(0.4, 1.0)
     if rng.random() < voice_p or not parts:
         voices = ("Female_singing", "Male_singing")
         for name in voices if genre == "choir" else (voices[int(rng.integers(2))],):
-            part = si._SYNTHS[name](rng, n, sr, style)
+            part = si.SYNTHS[name](rng, n, sr, style)
             mix += part / _rms(part) * rng.uniform(0.6, 1.2)
-    return si._finish(rng, mix, sr, shifted=False)
+    return si.finish_clip(rng, mix, sr, shifted=False)
 
 
 def synth_collection(*, num_songs: int, seconds: float, seed: int = 0,

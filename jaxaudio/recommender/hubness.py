@@ -124,7 +124,6 @@ def offdiag_stats(d):
     return mu, jnp.sqrt(jnp.maximum(var, 1e-12))
 
 
-_offdiag_stats = offdiag_stats  # the name jaxaudio.recommender.attack still uses
 
 
 def mp_gaussian(d):

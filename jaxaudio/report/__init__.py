@@ -76,7 +76,7 @@ def write_report(out_dir: str | os.PathLike, *, title: str | None = None) -> Pat
         body = module.render(out_dir, results) + page.raw_numbers(results)
     else:  # a folder of no known study: every number, figure and WAV found there
         body = (f"<section><h2>Results</h2>{render_results(results, level=3)}</section>"
-                + page._figures_html(out_dir) + page._audio_html(out_dir))
+                + page.figures_html(out_dir) + page.audio_html(out_dir))
     path = out_dir / "report.html"
     path.write_text(page.document(title, body), encoding="utf-8")
     return path
@@ -110,7 +110,7 @@ def combine_reports(out_dir: str | os.PathLike, children: Mapping[str, str | os.
         report = child / "report.html" if child.is_dir() else child
         if not report.is_file():
             raise ValueError(f"report for {name!r} not found: {report}")
-        item = f'<li><a href="{page._href(report, out_dir)}">{page.esc(name)}</a>'
+        item = f'<li><a href="{page.link_href(report, out_dir)}">{page.esc(name)}</a>'
         results_path = report.parent / "results.json"
         if results_path.is_file():
             headline = page.read_results(results_path).get("headline")

@@ -239,7 +239,7 @@ def render_results(results: Mapping[str, Any], *, level: int = 2) -> str:
 # ----------------------------------------------------------------------------- media
 
 
-def _href(path: Path, base: Path) -> str:
+def link_href(path: Path, base: Path) -> str:
     """Escaped, URL-quoted relative link from ``base`` to ``path``."""
     rel = Path(os.path.relpath(path, base)).as_posix()
     return _esc(quote(rel))
@@ -279,21 +279,21 @@ def _file_section(out_dir: Path, suffix: str, heading: str, item) -> str:
     return "".join(parts)
 
 
-def _figures_html(out_dir: Path) -> str:
+def figures_html(out_dir: Path) -> str:
     def item(p):
         cap = _esc(_caption(p))
-        return (f'<figure><img src="{_href(p, out_dir)}" alt="{cap}" loading="lazy">'
+        return (f'<figure><img src="{link_href(p, out_dir)}" alt="{cap}" loading="lazy">'
                 f"<figcaption>{cap}</figcaption></figure>")
 
     return _file_section(out_dir, ".png", "Figures", item)
 
 
-def _audio_html(out_dir: Path) -> str:
+def audio_html(out_dir: Path) -> str:
     def item(p):
         rel = p.relative_to(out_dir).as_posix()
         return (f'<div class="audio"><span class="label">{_esc(_caption(p))} '
                 f'<span class="path">{_esc(rel)}</span></span>'
-                f'<audio controls preload="none" src="{_href(p, out_dir)}"></audio></div>')
+                f'<audio controls preload="none" src="{link_href(p, out_dir)}"></audio></div>')
 
     return _file_section(out_dir, ".wav", "Listening examples", item)
 
@@ -369,7 +369,7 @@ def figure(out_dir: Path, path: Path, caption: str, *, title: str | None = None,
     path = Path(path)
     if not path.is_file():
         return f'<p class="note">figure missing: {_esc(path.name)}</p>'
-    href = _href(path, out_dir)
+    href = link_href(path, out_dir)
     head = f"<b>{_esc(title)}.</b> " if title else ""
     cls = ' class="wide"' if wide else ""
     return (f'<figure{cls}><a href="{href}"><img src="{href}" alt="{_esc(title or path.stem)}">'
@@ -393,7 +393,7 @@ def listening(out_dir: Path, clips: Iterable[Mapping[str, Any]]) -> str:
                            for k, v in clip.get("facts", {}).items())
         players = "".join(
             f'<div class="player"><span>{_esc(label)}</span>'
-            f'<audio controls preload="none" src="{_href(Path(wav), out_dir)}"></audio></div>'
+            f'<audio controls preload="none" src="{link_href(Path(wav), out_dir)}"></audio></div>'
             for label, wav in clip["players"] if Path(wav).is_file())
         boxes.append(f'<div class="clip"><div class="facts"><b>{_esc(clip["title"])}</b>'
                      f"{' · ' + facts if facts else ''}</div>"

@@ -107,7 +107,7 @@ def task_of(dataset: str) -> str:
 
 def preset(task: str, name: str) -> Preset:
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {PRESETS}")
+        raise ValueError(f"--preset: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return PRESET_TABLE[(task, name)]
 
 
