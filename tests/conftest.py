@@ -52,3 +52,22 @@ def tiny_clips():
                       + 0.01 * rng.standard_normal(len(t))).astype(np.float32))
         labels.append(k)
     return waves, np.asarray(labels)
+
+
+@pytest.fixture(scope="session")
+def tiny_rbg_classifier():
+    """The shape of :func:`tiny_classifier` (3 classes, width 4, 16 frames,
+    :data:`TINY_FRONTEND`) initialised by one jitted call from an ``rbg`` key 0 with identity
+    band statistics: the initialisation the label-noise study trains from."""
+    import jax.numpy as jnp
+
+    from jaxaudio.models import Classifier
+    from jaxaudio.models.cnn import AveragePoolCNN
+
+    module = AveragePoolCNN(num_classes=3, width=4)
+    variables = jax.jit(lambda k: module.init(k, jnp.zeros((1, 16, 16)), train=False))(
+        jax.random.key(0, impl="rbg"))
+    return Classifier(frontend=TINY_FRONTEND, model_name="avgpool_cnn",
+                      model_kwargs={"num_classes": 3, "width": 4}, variables=variables,
+                      mean=np.zeros(16, np.float32), std=np.ones(16, np.float32),
+                      label_names=TINY_LABELS, task="multiclass", excerpt_frames=16)

@@ -1,16 +1,12 @@
 """Finding the wrong labels: folds, cleanlab's filters, scores, cleaning; the noisy split with
 kinds of label noise and its truth."""
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxaudio.dsp import frontend as fe
 from jaxaudio.labels import issues as li
 from jaxaudio.data.synth_instruments import NOISE_KINDS, make_noisy_instruments
-from jaxaudio.models import Classifier
-from jaxaudio.models.cnn import AveragePoolCNN
 from jaxaudio.training.train import TrainConfig
 
 
@@ -100,14 +96,8 @@ FRONTEND = fe.FrontendConfig(n_fft=256, hop_length=128, n_mels=16)
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    module = AveragePoolCNN(num_classes=3, width=4)
-    variables = jax.jit(lambda k: module.init(k, jnp.zeros((1, 16, 16)), train=False))(
-        jax.random.key(0, impl="rbg"))
-    clf = Classifier(frontend=FRONTEND, model_name="avgpool_cnn",
-                     model_kwargs={"num_classes": 3, "width": 4}, variables=variables,
-                     mean=np.zeros(16, np.float32), std=np.ones(16, np.float32),
-                     label_names=("a", "b", "c"), task="multiclass", excerpt_frames=16)
+def tiny(tiny_rbg_classifier):
+    clf = tiny_rbg_classifier
     t = np.arange(2600) / 16000
     waves = [(0.3 * np.sin(2 * np.pi * (300 + 900 * (i % 3)) * t) * (1 + 0.01 * i)
               ).astype(np.float32) for i in range(24)]

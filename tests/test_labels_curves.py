@@ -2,16 +2,12 @@
 summary, the figure's arrays, timing and sentences, and training + testing on a tiny model."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxaudio.data.types import ClipDataset
-from jaxaudio.dsp import frontend as fe
 from jaxaudio.labels import curves
 from jaxaudio.metrics import label_noise_summary
-from jaxaudio.models import Classifier
-from jaxaudio.models.cnn import AveragePoolCNN
 from jaxaudio.training.train import TrainConfig
 
 RATES, SEEDS = [0.0, 0.5, 0.9], [3, 4]
@@ -145,15 +141,8 @@ def test_fresh_model_is_seeded():
         np.testing.assert_array_equal(a, b)
 
 
-def test_train_and_test_scores_every_model():
-    frontend = fe.FrontendConfig(n_fft=256, hop_length=128, n_mels=16)
-    module = AveragePoolCNN(num_classes=3, width=4)
-    variables = jax.jit(lambda k: module.init(k, jnp.zeros((1, 16, 16)), train=False))(
-        jax.random.key(0, impl="rbg"))
-    clf = Classifier(frontend=frontend, model_name="avgpool_cnn",
-                     model_kwargs={"num_classes": 3, "width": 4}, variables=variables,
-                     mean=np.zeros(16, np.float32), std=np.ones(16, np.float32),
-                     label_names=("a", "b", "c"), task="multiclass", excerpt_frames=16)
+def test_train_and_test_scores_every_model(tiny_rbg_classifier):
+    clf = tiny_rbg_classifier
     t = np.arange(2600) / 16000
     labels = np.arange(16) % 3
     waves = [(0.3 * np.sin(2 * np.pi * (300 + 900 * k) * t)).astype(np.float32) for k in labels]

@@ -7,10 +7,7 @@ import numpy as np
 import pytest
 
 from jaxaudio.dsp import frontend as fe
-import jax.numpy as jnp
 
-from jaxaudio.models import Classifier
-from jaxaudio.models.cnn import AveragePoolCNN
 from jaxaudio.studies import label_noise as ln
 from jaxaudio.training.train import TrainConfig
 from jaxaudio.training.many import evaluate_many, train_many
@@ -21,16 +18,8 @@ FRONTEND = fe.FrontendConfig(n_fft=256, hop_length=128, n_mels=16)
 
 
 @pytest.fixture(scope="module")
-def tiny_problem():
-    # Jitted init with an rbg key: eager threefry init compiles for half a minute on 2 cores.
-    module = AveragePoolCNN(num_classes=3, width=4)
-    dummy = jnp.zeros((1, FRONTEND.n_mels, 16), jnp.float32)
-    variables = jax.jit(lambda k: module.init(k, dummy, train=False))(
-        jax.random.key(0, impl="rbg"))
-    clf = Classifier(frontend=FRONTEND, model_name="avgpool_cnn",
-                     model_kwargs={"num_classes": 3, "width": 4}, variables=variables,
-                     mean=np.zeros(16, np.float32), std=np.ones(16, np.float32),
-                     label_names=("a", "b", "c"), task="multiclass", excerpt_frames=16)
+def tiny_problem(tiny_rbg_classifier):
+    clf = tiny_rbg_classifier  # jitted init from an rbg key (conftest)
     rng = np.random.default_rng(0)
     t = np.arange(2600) / 16000
     waves, labels = [], []
