@@ -39,19 +39,25 @@ def tiny_classifier():
                            excerpt_frames=16, key=jax.random.key(0))
 
 
-@pytest.fixture(scope="session")
-def tiny_clips():
-    """24 clips of 3,000 samples (16 kHz): class ``k`` is a sine at 300 + 900 k Hz with a
-    little noise. Returns ``(waves list of (3000,) float32, labels (24,) int)``."""
-    rng = np.random.default_rng(0)
-    t = np.arange(3000) / 16000
+def sine_clips(num_samples: int, count: int = 24, seed: int = 0):
+    """``count`` clips of ``num_samples`` samples (16 kHz): clip ``i`` has class ``k = i % 3``,
+    a sine at 300 + 900 k Hz (amplitude 0.3) plus noise of std 0.01 from
+    ``default_rng(seed)``. Returns ``(waves list of float32 arrays, labels (count,) int)``."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(num_samples) / 16000
     waves, labels = [], []
-    for i in range(24):
+    for i in range(count):
         k = i % 3
         waves.append((0.3 * np.sin(2 * np.pi * (300 + 900 * k) * t)
                       + 0.01 * rng.standard_normal(len(t))).astype(np.float32))
         labels.append(k)
     return waves, np.asarray(labels)
+
+
+@pytest.fixture(scope="session")
+def tiny_clips():
+    """:func:`sine_clips` of 3,000 samples: 24 clips, 3 classes."""
+    return sine_clips(3000)
 
 
 @pytest.fixture(scope="session")

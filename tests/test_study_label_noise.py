@@ -5,6 +5,7 @@ import json
 import jax
 import numpy as np
 import pytest
+from conftest import sine_clips
 
 from jaxaudio.dsp import frontend as fe
 
@@ -20,15 +21,7 @@ FRONTEND = fe.FrontendConfig(n_fft=256, hop_length=128, n_mels=16)
 @pytest.fixture(scope="module")
 def tiny_problem(tiny_rbg_classifier):
     clf = tiny_rbg_classifier  # jitted init from an rbg key (conftest)
-    rng = np.random.default_rng(0)
-    t = np.arange(2600) / 16000
-    waves, labels = [], []
-    for i in range(24):
-        k = i % 3
-        waves.append((0.3 * np.sin(2 * np.pi * (300 + 900 * k) * t)
-                      + 0.01 * rng.standard_normal(len(t))).astype(np.float32))
-        labels.append(k)
-    labels = np.array(labels)
+    waves, labels = sine_clips(2600)
     eye = np.eye(3, dtype=np.float32)
     targets = np.stack([eye[labels], eye[(labels + 1) % 3], eye[labels]])
     losses = [("cross_entropy", ()), ("cross_entropy", ()), ("gce", (("q", 0.7),))]

@@ -51,7 +51,7 @@ from jax.scipy.special import log_ndtr
 from jaxaudio.attacks import driver, pieces, specs
 from jaxaudio.attacks import loop as attack_loop
 from jaxaudio.attacks.containers import AttackConfig
-from jaxaudio.recommender import features, hubness
+from jaxaudio.recommender import features, hubness, scoring
 
 __all__ = ["OBJECTIVES", "Recommender", "HubAttackResult", "make_recommender", "hub_attack",
            "choose_targets", "TARGET_STRATEGIES", "DIRECTIONS"]
@@ -112,24 +112,6 @@ class HubAttackResult(NamedTuple):
     approx_k_occurrence: jnp.ndarray
 
 
-def _row(rec: Recommender, g: features.Gaussian, song, mode):
-    kl_from = features.kl_divergence(g, rec.gaussians)
-    kl_to = jax.vmap(lambda q: features.kl_divergence(q, g))(rec.gaussians)
-    return hubness.song_row(kl_from, kl_to, song, mode=mode)
-
-
-def _metric(rec: Recommender, row, song, mp):
-    return hubness.mp_rescale(hubness.replace_song(rec.distances, song, row), mp)
-
-
-def _counts(rec: Recommender, x_adv, song, *, mode, mp, k):
-    """(approximate, exact) k-occurrence of the song replaced by ``x_adv``."""
-    m = _metric(rec, _row(rec, features.gaussian_of_wave(x_adv), song, mode), song, mp)
-    others = jnp.arange(m.shape[0]) != song
-    approx = jnp.sum((m[:, song] < rec.kth) & others).astype(jnp.int32)
-    return approx, hubness.k_occurrence_of(m, song, k=k)
-
-
 def _term(rec: Recommender, x_adv, song, target, *, mode, objective, direction):
     """The recommender term of the objective (what replaces the classification loss)."""
     g = features.gaussian_of_wave(x_adv)
@@ -138,7 +120,7 @@ def _term(rec: Recommender, x_adv, song, target, *, mode, objective, direction):
         if direction == "forward":
             return features.kl_divergence(g, hub)
         return features.kl_divergence(hub, g)
-    row = _row(rec, g, song, mode)
+    row = scoring.replaced_row(rec, g, song, mode=mode)
     d = hubness.replace_song(rec.distances, song, row)
     mu, sd = hubness.offdiag_stats(d)
     value = row[target]
@@ -156,7 +138,7 @@ def _spec(objective, hyper):
 def _compiled(mode, mp, k, hub_size, objective, direction, check_every, max_iterations, loop):
     def build(x, songs, targets, keys, rec, hyper):
         spec = _spec(objective, hyper)
-        counts = functools.partial(_counts, rec, mode=mode, mp=mp, k=k)
+        counts = functools.partial(scoring.song_counts, rec, mode=mode, mp=mp, k=k)
 
         def one_step(state, xi, song, target):
             def total(delta):
